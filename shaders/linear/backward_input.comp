@@ -1,0 +1,16 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// dx[b, i] = sum_o dy[b, o] * weight[o, i]
+
+layout(constant_id = 0) const uint M = 1;  // batch
+layout(constant_id = 1) const uint N = 1;  // in_features
+layout(constant_id = 2) const uint K = 1;  // out_features
+
+layout(set = 0, binding = 0) readonly buffer DY { float dy[]; };
+layout(set = 0, binding = 1) readonly buffer Weight { float weight[]; };
+layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
+
+#define A_AT(m, k) dy[(m) * K + (k)]
+#define B_AT(k, n) weight[(k) * N + (n)]
+#define STORE(m, n, v) dx[(m) * N + (n)] = (v)
+#include "../common/gemm.glsl"

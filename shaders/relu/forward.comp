@@ -1,0 +1,16 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// y = max(x, 0)
+
+layout(constant_id = 0) const uint NUMEL = 1;
+
+layout(set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(set = 0, binding = 1) writeonly buffer Y { float y[]; };
+
+layout(local_size_x = 256) in;
+#include "../common/index.glsl"
+
+void main() {
+    const uint i = flat_index();
+    if (i < NUMEL) y[i] = max(x[i], 0.0);
+}

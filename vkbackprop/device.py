@@ -1,0 +1,233 @@
+"""The only module that imports kp: device choice and limits, buffers, dispatches and sequences."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import kp
+import numpy as np
+
+from . import validation
+from .shaders import Program, compile_shader
+
+# Prefer real GPUs; lavapipe ("Cpu") is the fallback that makes everything run anywhere.
+_TYPE_RANK = {"DiscreteGpu": 0, "IntegratedGpu": 1, "VirtualGpu": 2, "Other": 3, "Cpu": 4}
+_DTYPES = {"float": np.float32, "int": np.int32, "uint": np.uint32}
+
+
+def list_devices() -> list[dict]:
+    """Properties of every Vulkan physical device, in the loader's order (index = VKBACKPROP_DEVICE)."""
+    validation.enable_if_requested()
+    manager = kp.Manager(0)
+    try:
+        return [dict(p, index=i) for i, p in enumerate(manager.list_devices())]
+    finally:
+        manager.destroy()
+
+
+def choose_device_index(devices: list[dict], override: str | None) -> int:
+    if override not in (None, ""):
+        try:
+            index = int(override)
+        except ValueError:
+            raise ValueError(f"VKBACKPROP_DEVICE must be a device index, got {override!r}") from None
+        if not 0 <= index < len(devices):
+            raise ValueError(f"VKBACKPROP_DEVICE={index} but only devices 0..{len(devices) - 1} exist")
+        return index
+    return min(range(len(devices)), key=lambda i: (_TYPE_RANK.get(devices[i]["device_type"], 3), i))
+
+
+@dataclass(eq=False)
+class Buffer:
+    """One device buffer. `staged` buffers also have host-visible staging memory (inputs, outputs,
+    parameters); the rest live only in device memory (activations, gradients, optimizer state)."""
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    staged: bool
+    tensor: object = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def host_view(self) -> np.ndarray:
+        """The staging memory as an array: write before an upload, read after a download."""
+        if not self.staged:
+            raise ValueError(f"buffer '{self.name}' is device-only and has no host view")
+        return self.tensor.data().reshape(self.shape)
+
+
+@dataclass(eq=False)
+class Dispatch:
+    """One recorded compute dispatch and what it reads and writes (from the shader's qualifiers)."""
+    name: str
+    op: object = field(repr=False)
+    reads: frozenset
+    writes: frozenset
+
+
+class Device:
+    """A Vulkan device: the first discrete GPU, else integrated, else lavapipe; VKBACKPROP_DEVICE=<index> overrides."""
+
+    _default: "Device | None" = None
+
+    def __init__(self, index: int | None = None):
+        validation.enable_if_requested()
+        devices = list_devices()
+        if not devices:
+            raise RuntimeError("no Vulkan device found (install mesa-vulkan-drivers for lavapipe)")
+        if index is None:
+            index = choose_device_index(devices, os.environ.get("VKBACKPROP_DEVICE"))
+        elif not 0 <= index < len(devices):
+            raise ValueError(f"device index {index} out of range 0..{len(devices) - 1}")
+        self.index = index
+        self._manager = kp.Manager(index)
+        self.properties = dict(self._manager.get_device_properties(), index=index)
+        self._readback = {}  # buffer -> (host tensor, sequence), made on first read of a device-only buffer
+
+    @classmethod
+    def default(cls) -> "Device":
+        """One shared device per process, created on first use."""
+        if cls._default is None:
+            cls._default = cls()
+        return cls._default
+
+    @property
+    def name(self) -> str:
+        return self.properties["device_name"]
+
+    def __repr__(self) -> str:
+        return f"Device({self.index}: {self.name}, {self.properties['device_type']})"
+
+    # --- memory ---------------------------------------------------------------------------
+    def buffer(self, name: str, shape, dtype=np.float32, staged: bool = False) -> Buffer:
+        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        dtype = np.dtype(dtype)
+        size = max(1, math.prod(shape))
+        limit = self.properties["max_storage_buffer_range"]
+        if size * dtype.itemsize > limit:
+            raise ValueError(f"buffer '{name}' {shape} needs {size * dtype.itemsize} bytes; "
+                             f"the device's storage buffer limit is {limit}")
+        kind = kp.TensorTypes.device if staged else kp.TensorTypes.storage
+        tensor = self._manager.tensor_t(np.zeros(size, dtype=dtype), kind)
+        return Buffer(name, shape, dtype, staged, tensor)
+
+    def write(self, buffer: Buffer, values: np.ndarray) -> None:
+        """Copy values into a staged buffer and on to the device (blocking)."""
+        buffer.host_view()[...] = np.asarray(values, dtype=buffer.dtype).reshape(buffer.shape)
+        self._manager.sequence().eval(kp.OpTensorSyncDevice([buffer.tensor]))
+
+    def read(self, buffer: Buffer) -> np.ndarray:
+        """A host copy of a buffer's device contents (blocking)."""
+        if buffer.staged:
+            self._manager.sequence().eval(kp.OpTensorSyncLocal([buffer.tensor]))
+            return buffer.host_view().copy()
+        if buffer not in self._readback:
+            host = self._manager.tensor_t(np.zeros(max(1, buffer.size), buffer.dtype), kp.TensorTypes.host)
+            seq = self._manager.sequence()
+            seq.record(kp.OpTensorCopy([buffer.tensor, host]))
+            seq.record(kp.OpMemoryBarrier([host], int(kp.AccessFlagBits.transfer_write),
+                                          int(kp.AccessFlagBits.host_read),
+                                          int(kp.PipelineStageFlagBits.transfer),
+                                          int(kp.PipelineStageFlagBits.host)))
+            self._readback[buffer] = (host, seq)
+        host, seq = self._readback[buffer]
+        seq.eval()
+        return host.data()[: buffer.size].reshape(buffer.shape).copy()
+
+    # --- work -----------------------------------------------------------------------------
+    def program(self, path: str, defines: dict | None = None) -> Program:
+        return compile_shader(path, defines)
+
+    def dispatch(self, program: Program | str, buffers: dict[str, Buffer], groups,
+                 constants: dict | None = None, name: str | None = None) -> Dispatch:
+        """Bind buffers and specialization constants to a program by name (checked), ready to record."""
+        if isinstance(program, str):
+            program = self.program(program)
+        expected = [b.name for b in program.bindings]
+        if set(buffers) != set(expected):
+            missing = sorted(set(expected) - set(buffers))
+            extra = sorted(set(buffers) - set(expected))
+            raise ValueError(f"{program.path}: bindings {expected}; missing {missing}, unexpected {extra}")
+        for b in program.bindings:
+            got = buffers[b.name].dtype
+            if got != _DTYPES[b.element_type]:
+                raise ValueError(f"{program.path}: binding '{b.name}' is {b.element_type}[] but buffer "
+                                 f"'{buffers[b.name].name}' is {got}")
+        groups = tuple(int(g) for g in groups) + (1,) * (3 - len(groups))
+        limits = self.properties["max_work_group_count"]
+        if any(g < 1 or g > lim for g, lim in zip(groups, limits)):
+            raise ValueError(f"{program.path}: workgroup count {groups} outside 1..{limits}")
+        algorithm = self._manager.algorithm(
+            [buffers[n].tensor for n in expected], program.spirv, list(groups),
+            _pack_constants(program, constants or {}), np.zeros(0, dtype=np.uint32))
+        reads = frozenset(buffers[b.name] for b in program.bindings if b.reads)
+        writes = frozenset(buffers[b.name] for b in program.bindings if b.writes)
+        return Dispatch(name or program.path, kp.OpAlgoDispatch(algorithm), reads, writes)
+
+    def sequence(self) -> "Sequence":
+        return Sequence(self._manager.sequence())
+
+    @staticmethod
+    def grid_1d(items: int, local_x: int, max_x: int = 65535) -> tuple[int, int, int]:
+        """Workgroups for `items` invocations; counts above 65,535 fold into y (shaders flatten x,y)."""
+        groups = max(1, -(-items // local_x))
+        return (min(groups, max_x), -(-groups // max_x), 1)
+
+
+def _pack_constants(program: Program, values: dict) -> np.ndarray:
+    """Specialization constants by name -> one uint32 array ordered by constant_id (raw 4-byte values)."""
+    unknown = set(values) - {c.name for c in program.constants}
+    if unknown:
+        raise ValueError(f"{program.path}: unknown specialization constants {sorted(unknown)}; "
+                         f"declared: {[c.name for c in program.constants]}")
+    words = np.zeros(len(program.constants), dtype=np.uint32)
+    for i, c in enumerate(program.constants):
+        value = values.get(c.name, c.default)
+        if c.glsl_type == "float":
+            words[i] = np.float32(float(value)).view(np.uint32)
+        elif c.glsl_type == "bool":
+            words[i] = 1 if (value is True or str(value).lower() in ("true", "1")) else 0
+        elif c.glsl_type == "int":
+            words[i] = np.int32(int(value)).view(np.uint32)
+        else:
+            words[i] = np.uint32(int(value))
+    return words
+
+
+class Sequence:
+    """A kp sequence recorded once and submitted many times."""
+
+    def __init__(self, seq):
+        self._seq = seq
+
+    def upload(self, buffers: list[Buffer]) -> None:
+        self._seq.record(kp.OpTensorSyncDevice([b.tensor for b in buffers]))
+
+    def download(self, buffers: list[Buffer]) -> None:
+        # OpTensorSyncLocal brings its own shader-write -> transfer-read and transfer -> host barriers.
+        self._seq.record(kp.OpTensorSyncLocal([b.tensor for b in buffers]))
+
+    def dispatch(self, dispatch: Dispatch) -> None:
+        self._seq.record(dispatch.op)
+
+    def barrier(self, buffers: list[Buffer]) -> None:
+        """Compute -> compute: earlier shader reads/writes of these buffers finish before later ones."""
+        both = int(kp.AccessFlagBits.shader_read) | int(kp.AccessFlagBits.shader_write)
+        compute = int(kp.PipelineStageFlagBits.compute_shader)
+        self._seq.record(kp.OpMemoryBarrier([b.tensor for b in buffers], both, both, compute, compute))
+
+    def eval(self) -> None:
+        self._seq.eval()
+
+    def eval_async(self) -> None:
+        self._seq.eval_async()
+
+    def eval_await(self) -> None:
+        self._seq.eval_await()
+
+    def is_running(self) -> bool:
+        return self._seq.is_running()
