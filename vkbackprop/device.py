@@ -14,7 +14,7 @@ from .shaders import Program, compile_shader
 
 # Prefer real GPUs; lavapipe ("Cpu") is the fallback that makes everything run anywhere.
 _TYPE_RANK = {"DiscreteGpu": 0, "IntegratedGpu": 1, "VirtualGpu": 2, "Other": 3, "Cpu": 4}
-_DTYPES = {"float": np.float32, "int": np.int32, "uint": np.uint32}
+_DTYPES = {"float": np.float32, "vec4": np.float32, "int": np.int32, "uint": np.uint32}
 
 
 def list_devices() -> list[dict]:
@@ -87,6 +87,7 @@ class Device:
         self._manager = kp.Manager(index)
         self.properties = dict(self._manager.get_device_properties(), index=index)
         self._readback = {}  # buffer -> (host tensor, sequence), made on first read of a device-only buffer
+        self._placeholder = None
 
     @classmethod
     def default(cls) -> "Device":
@@ -114,6 +115,13 @@ class Device:
         kind = kp.TensorTypes.device if staged else kp.TensorTypes.storage
         tensor = self._manager.tensor_t(np.zeros(size, dtype=dtype), kind)
         return Buffer(name, shape, dtype, staged, tensor)
+
+    @property
+    def placeholder(self) -> Buffer:
+        """A 1-float buffer bound where a shader's optional input is switched off (never read)."""
+        if self._placeholder is None:
+            self._placeholder = self.buffer("placeholder", (1,))
+        return self._placeholder
 
     def write(self, buffer: Buffer, values: np.ndarray) -> None:
         """Copy values into a staged buffer and on to the device (blocking)."""

@@ -4,15 +4,15 @@
 //   A_AT(m, k)        element (m, k) of A (any layout: transposes are just index order)
 //   B_AT(k, n)        element (k, n) of B
 //   STORE(m, n, v)    epilogue writing the finished C[m][n] (bias add, accumulate, ...)
-// Each invocation computes a TM x TN block; the 16 x 4 invocations of a workgroup cover
-// 16*TN columns and 4*TM rows. Neighbouring invocations in x take neighbouring columns, and all
+// Each invocation computes a TM x TN block; the WG_X x WG_Y invocations of a workgroup cover
+// WG_X*TN columns and WG_Y*TM rows. Neighbouring invocations in x take neighbouring columns, and all
 // invocations of a row share their A values, which suits both SIMD-on-CPU (lavapipe) and GPUs.
 // No shared memory and no subgroup operations: nothing here assumes a subgroup size.
 
-#define TM 4
-#define TN 4
-#define WG_X 16
-#define WG_Y 4
+// Tile sizes come from Python (vkbackprop/layers/gemm.py) as -D defines: one source of truth.
+#if !defined(TM) || !defined(TN) || !defined(WG_X) || !defined(WG_Y)
+#error "compile with -DTM -DTN -DWG_X -DWG_Y (see vkbackprop/layers/gemm.py)"
+#endif
 layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = 1) in;
 
 void main() {

@@ -1,0 +1,36 @@
+"""Checks of user input, done on the host before any GPU work so a bad call changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def float_array(value, name: str, shape: tuple, finite: bool = True) -> np.ndarray:
+    """`value` as float32 of exactly `shape` (None in shape = any size), or a ValueError saying why not."""
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise ValueError(f"{name}: expected a floating-point array, got dtype {array.dtype}")
+    if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
+        raise ValueError(f"{name}: expected shape {_shape(shape)}, got {array.shape}")
+    if finite and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(f"{name}: contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def label_array(value, name: str, batch: int, classes: int) -> np.ndarray:
+    """Integer class labels of shape (batch,), each in [0, classes)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected integer class labels, got dtype {array.dtype}")
+    if array.shape != (batch,):
+        raise ValueError(f"{name}: expected shape ({batch},), got {array.shape}")
+    out_of_range = (array < 0) | (array >= classes)
+    if out_of_range.any():
+        i = int(np.argmax(out_of_range))
+        raise ValueError(f"{name}: label {int(array[i])} at index {i} is outside [0, {classes})")
+    return array.astype(np.int32)
+
+
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"

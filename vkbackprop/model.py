@@ -1,0 +1,103 @@
+"""Sequential models and their parameters, which live on the device once a Trainer binds them."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .layers.base import Module
+
+
+class ParameterStore:
+    """Device copies of a model's parameters (staged: they can be read and loaded from the host)."""
+
+    def __init__(self, device, values: "OrderedDict[str, np.ndarray]"):
+        self.device = device
+        self.buffers = OrderedDict()
+        for name, value in values.items():
+            self.buffers[name] = device.buffer(name, value.shape, staged=True)
+            device.write(self.buffers[name], value)
+
+    def read(self) -> "OrderedDict[str, np.ndarray]":
+        return OrderedDict((name, self.device.read(buf)) for name, buf in self.buffers.items())
+
+    def write(self, values: dict) -> None:
+        for name, value in values.items():
+            self.device.write(self.buffers[name], value)
+
+
+class Sequential(Module):
+    """Layers applied in order; parameter names are "<index>.<name>" as in torch.nn.Sequential."""
+
+    def __init__(self, *layers: Module):
+        if not layers:
+            raise ValueError("Sequential: needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise ValueError(f"Sequential: item {i} is {type(layer).__name__}, not a layer")
+        self.layers = list(layers)
+        self.widths = self._infer_widths()
+        self._values = OrderedDict((f"{i}.{n}", v) for i, layer in enumerate(self.layers)
+                                   for n, v in layer.parameters().items())
+        self._store: ParameterStore | None = None
+
+    def _infer_widths(self) -> list:
+        """Feature width before each layer and after the last; mismatches name the layers involved."""
+        widths = [None]
+        for i, layer in enumerate(self.layers):
+            width = widths[-1] if widths[-1] is not None else layer.in_features
+            if width is not None:
+                try:
+                    width = layer.out_features(width)
+                except ValueError as e:
+                    before = f"layer {i - 1} ({self.layers[i - 1]!r})" if i else "the input"
+                    raise ValueError(f"Sequential: layer {i} ({layer!r}) cannot follow {before}: {e}") from None
+            if widths[-1] is None and layer.in_features is not None:
+                widths = [layer.in_features] * len(widths)
+            widths.append(width)
+        return widths
+
+    @property
+    def in_features(self) -> int | None:
+        return self.widths[0]
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"
+
+    def parameters(self) -> "OrderedDict[str, np.ndarray]":
+        return self.state_dict()
+
+    # --- parameters -------------------------------------------------------------------------
+    def bind(self, device) -> ParameterStore:
+        """Move the parameters to `device` (current values, wherever they are now)."""
+        self._store = ParameterStore(device, self.state_dict())
+        return self._store
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameter values as float32 numpy arrays, PyTorch names and shapes."""
+        if self._store is not None:
+            return self._store.read()
+        return OrderedDict((k, v.copy()) for k, v in self._values.items())
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace every parameter; all keys, shapes and values are checked before anything changes."""
+        missing = [k for k in self._values if k not in state]
+        unexpected = [k for k in state if k not in self._values]
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        checked = OrderedDict()
+        for name, current in self._values.items():
+            value = np.asarray(state[name])
+            if value.shape != current.shape:
+                raise ValueError(f"load_state_dict: '{name}' expected shape {current.shape}, got {value.shape}")
+            if value.dtype.kind not in "fiu":
+                raise ValueError(f"load_state_dict: '{name}' expected a numeric array, got dtype {value.dtype}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"load_state_dict: '{name}' contains NaN or Inf")
+            checked[name] = value.astype(np.float32)
+        if self._store is not None:
+            self._store.write(checked)
+        else:
+            self._values = checked

@@ -1,0 +1,3 @@
+from .sgd import SGD, Optimizer
+
+__all__ = ["SGD", "Optimizer"]
