@@ -9,7 +9,7 @@ root=$PWD
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-$root/.venv}
 KP_VERSION=0.9.0
-DEBS=(mesa-vulkan-drivers libvulkan-dev glslang-tools vulkan-validationlayers libfmt-dev cmake g++)
+DEBS=(mesa-vulkan-drivers libvulkan-dev glslang-tools vulkan-validationlayers vulkan-tools libfmt-dev cmake g++)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -41,16 +41,16 @@ class StepPlan:
                                     grads={n: self.param_grads[f"{i}.{n}"] for n in names}))
 
         # Both sequences record the same forward dispatches (one pipeline each, made once).
-        forward = [d for layer, io in zip(layers, self.ios) for d in layer.forward(io)]
+        forward = [_named(d, i) for i, (layer, io) in enumerate(zip(layers, self.ios)) for d in layer.forward(io)]
 
         self.train = Recorder(device)
         self.train.upload([self.input, self.target, self.hyper])
         for d in forward:
             self.train.dispatch(d)
         self.train.dispatch(loss.dispatch(device, self.output, self.target, self.dloss, self.loss, grad_acts[-1]))
-        for layer, io in reversed(list(zip(layers, self.ios))):
-            for d in layer.backward(io):
-                self.train.dispatch(d)
+        for i in reversed(range(len(layers))):
+            for d in layers[i].backward(self.ios[i]):
+                self.train.dispatch(_named(d, i))
         for name, param in store.buffers.items():
             self.train.dispatch(optimizer.update(device, self.hyper, param, self.param_grads[name]))
         self.train.download([self.loss])
@@ -60,3 +60,9 @@ class StepPlan:
         for d in forward:
             self.predict.dispatch(d)
         self.predict.download([self.output])
+
+
+def _named(dispatch, layer_index: int):
+    """Prefix a dispatch's name with its layer index ("2:linear/backward_input") for readable logs."""
+    dispatch.name = f"{layer_index}:{dispatch.name.removesuffix('.comp')}"
+    return dispatch

@@ -40,8 +40,8 @@ class HazardTracker:
 class Recorder:
     """Builds one sequence: uploads, dispatches (with hazard barriers) and downloads.
 
-    `log` lists what was recorded, e.g. ("barrier", ("h1",)), ("dispatch", "0.forward"), for tests
-    and for `describe()`.
+    `log` lists what was recorded, in order: ("upload" | "barrier" | "download", (buffers...)) and
+    ("dispatch", Dispatch), for tests and for `describe()`.
     """
 
     def __init__(self, device):
@@ -56,7 +56,7 @@ class Recorder:
             raise RuntimeError("an upload may not overwrite a buffer that shaders in this sequence use; "
                                "upload at the start of the sequence")
         self.sequence.upload(buffers)
-        self.log.append(("upload", tuple(b.name for b in buffers)))
+        self.log.append(("upload", tuple(buffers)))
 
     def dispatch(self, dispatch) -> None:
         hazards = self.tracker.hazards(dispatch.reads, dispatch.writes)
@@ -64,16 +64,17 @@ class Recorder:
             ordered = sorted(hazards, key=lambda b: b.name)
             self.sequence.barrier(ordered)
             self.tracker.ordered(ordered)
-            self.log.append(("barrier", tuple(b.name for b in ordered)))
+            self.log.append(("barrier", tuple(ordered)))
         self.sequence.dispatch(dispatch)
         self.tracker.accessed(dispatch.reads, dispatch.writes)
-        self.log.append(("dispatch", dispatch.name))
+        self.log.append(("dispatch", dispatch))
 
     def download(self, buffers) -> None:
         buffers = list(buffers)
         self.sequence.download(buffers)
-        self.log.append(("download", tuple(b.name for b in buffers)))
+        self.log.append(("download", tuple(buffers)))
 
     def describe(self) -> str:
-        return "\n".join(f"{kind:9s} {', '.join(what) if isinstance(what, tuple) else what}"
+        """One line per recorded command, e.g. 'barrier   0.output'."""
+        return "\n".join(f"{kind:9s} " + (", ".join(b.name for b in what) if isinstance(what, tuple) else what.name)
                          for kind, what in self.log)

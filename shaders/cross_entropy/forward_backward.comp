@@ -29,11 +29,13 @@ void main() {
         for (uint c = 1; c < C; ++c) peak = max(peak, logits[row + c]);
         float total = 0.0;
         for (uint c = 0; c < C; ++c) total += exp(logits[row + c] - peak);
-        const float lse = peak + log(total);
+        // Everything relative to the row maximum: with logits near 1000, logsumexp itself would be
+        // rounded to fp32's 6e-5 spacing there, and that error would show in every probability.
         const uint label = uint(clamp(labels[b], 0, int(C) - 1));  // labels are checked on the host
-        row_sum += lse - logits[row + label];
+        row_sum += (peak - logits[row + label]) + log(total);
+        const float inv_total = 1.0 / total;
         for (uint c = 0; c < C; ++c)
-            dlogits[row + c] = scale * (exp(logits[row + c] - lse) - (c == label ? 1.0 : 0.0));
+            dlogits[row + c] = scale * (exp(logits[row + c] - peak) * inv_total - (c == label ? 1.0 : 0.0));
     }
     const float total_loss = workgroup_sum(row_sum);
     if (gl_LocalInvocationIndex == 0) loss[0] = total_loss / float(B);

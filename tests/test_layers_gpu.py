@@ -1,0 +1,129 @@
+"""Each layer's shaders on the GPU vs the float64 NumPy reference, on shapes that include 1, primes
+and sizes that are not multiples of any tile; upstream gradients are random."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vkbackprop as vb
+from vkbackprop import reference as ref
+from vkbackprop.gradcheck import run_layer
+from vkbackprop.schedule import Recorder
+
+SIZES = st.sampled_from([1, 2, 3, 5, 7, 13, 31, 64, 65, 97, 257])
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def assert_close(got, want, k: int, what: str):
+    """fp32 vs float64: the error of a k-term sum grows like sqrt(k) times the magnitude of its terms."""
+    scale = max(1.0, float(np.abs(want).max()))
+    tol = 2e-6 * np.sqrt(k + 1) * scale
+    err = np.abs(got - want)
+    worst = np.unravel_index(np.argmax(err), err.shape)
+    assert err.max() <= tol, f"{what}: worst at {worst}: expected {want[worst]!r}, got {got[worst]!r} (tol {tol:.2e})"
+
+
+@SETTINGS
+@given(batch=SIZES, fan_in=SIZES, fan_out=SIZES, bias=st.booleans(), seed=st.integers(0, 2**31))
+def test_linear(device, batch, fan_in, fan_out, bias, seed):
+    rng = np.random.default_rng(seed)
+    layer = vb.Linear(fan_in, fan_out, bias=bias)
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
+    x = rng.standard_normal((batch, fan_in)).astype(np.float32)
+    dy = rng.standard_normal((batch, fan_out)).astype(np.float32)
+
+    y, dx, grads = run_layer(device, layer, x, params, dy)
+
+    assert_close(y, ref.linear_forward(x, params["weight"], params.get("bias")), fan_in, "y")
+    rdx, rdw, rdb = ref.linear_backward(x, params["weight"], dy, has_bias=bias)
+    assert_close(dx, rdx, fan_out, "dx")
+    assert_close(grads["weight"], rdw, batch, "dweight")
+    if bias:
+        assert_close(grads["bias"], rdb, batch, "dbias")
+    else:
+        assert set(grads) == {"weight"}
+
+
+@SETTINGS
+@given(batch=SIZES, width=SIZES, seed=st.integers(0, 2**31))
+def test_relu(device, batch, width, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, width)).astype(np.float32)
+    x[0, 0] = 0.0  # the kink: PyTorch's derivative there is 0
+    dy = rng.standard_normal((batch, width)).astype(np.float32)
+    y, dx, grads = run_layer(device, vb.ReLU(), x, {}, dy)
+    np.testing.assert_array_equal(y, ref.relu_forward(x))
+    np.testing.assert_array_equal(dx, ref.relu_backward(x, dy))
+    assert grads == {}
+
+
+def run_loss(device, loss, pred, target, dloss):
+    """The fused loss dispatch alone: returns (loss, dL/dpred) for upstream gradient dloss."""
+    batch, width = pred.shape
+    bufs = {name: device.buffer(name, shape, dtype, staged=True) for name, shape, dtype in [
+        ("pred", pred.shape, np.float32), ("target", loss.target_shape(batch, width), loss.target_dtype),
+        ("dloss", (1,), np.float32), ("loss", (1,), np.float32), ("dpred", pred.shape, np.float32)]}
+    bufs["pred"].host_view()[...] = pred
+    bufs["target"].host_view()[...] = target
+    bufs["dloss"].host_view()[...] = dloss
+    rec = Recorder(device)
+    rec.upload([bufs["pred"], bufs["target"], bufs["dloss"]])
+    rec.dispatch(loss.dispatch(device, bufs["pred"], bufs["target"], bufs["dloss"], bufs["loss"], bufs["dpred"]))
+    rec.download([bufs["loss"], bufs["dpred"]])
+    rec.sequence.eval()
+    return float(bufs["loss"].host_view()[0]), bufs["dpred"].host_view().copy()
+
+
+@SETTINGS
+@given(batch=st.sampled_from([1, 2, 7, 64, 255, 256, 257, 600]), classes=st.sampled_from([1, 2, 3, 10, 37]),
+       seed=st.integers(0, 2**31))
+def test_cross_entropy(device, batch, classes, seed):
+    rng = np.random.default_rng(seed)
+    logits = (3 * rng.standard_normal((batch, classes))).astype(np.float32)
+    labels = rng.integers(0, classes, batch)
+    dloss = float(rng.uniform(0.5, 2.0))
+    loss, dlogits = run_loss(device, vb.CrossEntropyLoss(), logits, labels, dloss)
+    want = ref.cross_entropy_forward(logits, labels)
+    assert abs(loss - want) <= 1e-5 * max(1.0, abs(want)), (loss, want)
+    assert_close(dlogits, ref.cross_entropy_backward(logits, labels, dloss), classes, "dlogits")
+
+
+def test_cross_entropy_is_stable_for_huge_logits(device):
+    logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 999.0]], np.float32)
+    labels = np.array([1, 2])
+    loss, dlogits = run_loss(device, vb.CrossEntropyLoss(), logits, labels, 1.0)
+    assert np.isfinite(loss) and np.isfinite(dlogits).all()
+    assert abs(loss - ref.cross_entropy_forward(logits, labels)) < 1e-3
+    assert_close(dlogits, ref.cross_entropy_backward(logits, labels), 3, "dlogits")
+
+
+@SETTINGS
+@given(batch=st.sampled_from([1, 3, 64, 129]), width=st.sampled_from([1, 5, 13, 300]), seed=st.integers(0, 2**31))
+def test_mse(device, batch, width, seed):
+    rng = np.random.default_rng(seed)
+    pred = rng.standard_normal((batch, width)).astype(np.float32)
+    target = rng.standard_normal((batch, width)).astype(np.float32)
+    dloss = float(rng.uniform(0.5, 2.0))
+    loss, dpred = run_loss(device, vb.MSELoss(), pred, target, dloss)
+    want = ref.mse_forward(pred, target)
+    assert abs(loss - want) <= 1e-5 * max(1.0, want), (loss, want)
+    assert_close(dpred, ref.mse_backward(pred, target, dloss), 1, "dpred")
+
+
+def test_backward_twice_gives_identical_bits(device, rng):
+    layer = vb.Linear(37, 11)
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
+    x = rng.standard_normal((19, 37)).astype(np.float32)
+    dy = rng.standard_normal((19, 11)).astype(np.float32)
+    first, second = run_layer(device, layer, x, params, dy), run_layer(device, layer, x, params, dy)
+    np.testing.assert_array_equal(first[1], second[1])
+    for name in params:
+        np.testing.assert_array_equal(first[2][name], second[2][name])
+
+
+def test_checker_can_fail():
+    """Negative control: the comparison used above rejects a 0.1% error on a gradient."""
+    want = np.linspace(-3, 3, 50).reshape(5, 10)
+    with pytest.raises(AssertionError, match="worst at"):
+        assert_close((want * 1.001).astype(np.float32), want, 10, "dx")
