@@ -1,0 +1,96 @@
+"""The scheduler inserts a barrier exactly where one dispatch reads or overwrites what an earlier
+one touched, and nowhere else."""
+
+from types import SimpleNamespace
+
+import vkbackprop as vb
+from vkbackprop.schedule import HazardTracker
+
+
+def test_tracker_hazard_kinds():
+    t = HazardTracker()
+    t.accessed(reads={"a"}, writes={"b"})
+    assert t.hazards(reads={"b"}, writes=set()) == {"b"}            # read after write
+    assert t.hazards(reads=set(), writes={"b"}) == {"b"}            # write after write
+    assert t.hazards(reads=set(), writes={"a"}) == {"a"}            # write after read
+    assert t.hazards(reads={"a"}, writes={"c"}) == set()            # read after read, fresh write
+    t.ordered({"a", "b"})
+    assert t.hazards(reads={"b"}, writes={"a"}) == set()
+
+
+def conflicts(first, second) -> set:
+    """Buffers on which two dispatches must be ordered (independent oracle over read/write sets)."""
+    return (first.writes & (second.reads | second.writes)) | (first.reads & second.writes)
+
+
+def check_barriers_exact(log):
+    """Every conflicting pair of dispatches has a barrier on that buffer between them (sufficient),
+    and every buffer in a barrier conflicts across it (necessary)."""
+    dispatches = [(i, what) for i, (kind, what) in enumerate(log) if kind == "dispatch"]
+    barriers = [(i, set(what)) for i, (kind, what) in enumerate(log) if kind == "barrier"]
+    for a, (i, first) in enumerate(dispatches):
+        for j, second in dispatches[a + 1:]:
+            for buf in conflicts(first, second):
+                assert any(i < k < j and buf in bufs for k, bufs in barriers), \
+                    f"no barrier on {buf.name} between {first.name} and {second.name}"
+    for k, bufs in barriers:
+        after = next(d for i, d in dispatches if i > k)
+        for buf in bufs:
+            assert any(buf in conflicts(d, after) for i, d in dispatches if i < k), \
+                f"barrier on {buf.name} before {after.name} orders nothing"
+
+
+def test_mlp_step_has_exactly_the_needed_barriers(device):
+    model = vb.Sequential(vb.Linear(5, 7), vb.ReLU(), vb.Linear(7, 3), vb.ReLU(), vb.Linear(3, 2))
+    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), batch_size=4, device=device)
+    log = trainer.plan.train.log
+    check_barriers_exact(log)
+    check_barriers_exact(trainer.plan.predict.log)
+
+    # A layer's dW, db and dX only read dy, x and W: they run back to back with no barrier.
+    kinds = [(k, w.name if k == "dispatch" else None) for k, w in log]
+    i = kinds.index(("dispatch", "4:linear/backward_weight"))
+    assert kinds[i + 1:i + 3] == [("dispatch", "4:linear/backward_bias"), ("dispatch", "4:linear/backward_input")]
+    # Not a blanket barrier before every dispatch.
+    n_dispatch = sum(k == "dispatch" for k, _ in log)
+    n_barrier = sum(k == "barrier" for k, _ in log)
+    assert n_barrier < n_dispatch - 1
+    # The step uploads the batch first and downloads only the loss.
+    assert log[0][0] == "upload" and [b.name for b in log[0][1]] == ["input", "target", "hyper"]
+    assert log[-1][0] == "download" and [b.name for b in log[-1][1]] == ["loss"]
+
+
+class Buf:
+    def __init__(self, name):
+        self.name = name
+
+
+def test_oracle_detects_a_missing_barrier():
+    """Negative control for check_barriers_exact."""
+    a, b, c = (Buf(n) for n in "abc")
+    first = SimpleNamespace(name="first", reads=frozenset({a}), writes=frozenset({b}))
+    second = SimpleNamespace(name="second", reads=frozenset({b}), writes=frozenset({c}))
+    try:
+        check_barriers_exact([("dispatch", first), ("dispatch", second)])
+    except AssertionError as e:
+        assert "no barrier on b" in str(e)
+    else:
+        raise AssertionError("missing barrier not detected")
+    try:
+        check_barriers_exact([("dispatch", first), ("barrier", (a, b)), ("dispatch", second)])
+    except AssertionError as e:
+        assert "barrier on a" in str(e)
+    else:
+        raise AssertionError("useless barrier not detected")
+
+
+def test_step_is_recorded_once(device, rng):
+    """Steps and learning-rate changes reuse the recorded sequence (no re-recording)."""
+    model = vb.Sequential(vb.Linear(3, 4), vb.ReLU(), vb.Linear(4, 2))
+    opt = vb.SGD(lr=0.1)
+    trainer = vb.Trainer(model, vb.MSELoss(), opt, batch_size=2, device=device)
+    sequence, log_len = trainer.plan.train.sequence, len(trainer.plan.train.log)
+    for lr in (0.1, 0.01):
+        opt.lr = lr
+        trainer.step(rng.standard_normal((2, 3)), rng.standard_normal((2, 2)))
+    assert trainer.plan.train.sequence is sequence and len(trainer.plan.train.log) == log_len
