@@ -12,10 +12,26 @@ def float_array(value, name: str, shape: tuple, finite: bool = True) -> np.ndarr
         raise ValueError(f"{name}: expected a floating-point array, got dtype {array.dtype}")
     if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
         raise ValueError(f"{name}: expected shape {_shape(shape)}, got {array.shape}")
-    if finite and not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(f"{name}: contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    if finite:
+        require_finite(array, name)
+    converted = to_float32(array)
+    if finite:
+        require_finite(converted, name, "float32")
+    return converted
+
+
+def to_float32(array: np.ndarray) -> np.ndarray:
+    """A contiguous float32 copy or view; values beyond float32's range become Inf (checked after)."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def require_finite(array: np.ndarray, name: str, converted_to: str | None = None) -> None:
+    """ValueError naming the first NaN/Inf (after conversion: a finite float64 can overflow float32)."""
+    if not np.isfinite(array).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        how = f" after conversion to {converted_to}" if converted_to else ""
+        raise ValueError(f"{name}: contains NaN or Inf{how} (first at index {bad})")
 
 
 def label_array(value, name: str, batch: int, classes: int) -> np.ndarray:

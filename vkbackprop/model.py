@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import checks
 from .layers.base import Module
 
 
@@ -71,8 +72,10 @@ class Sequential(Module):
 
     # --- parameters -------------------------------------------------------------------------
     def bind(self, device) -> ParameterStore:
-        """Move the parameters to `device` (current values, wherever they are now)."""
-        self._store = ParameterStore(device, self.state_dict())
+        """Put the parameters on `device` (current values, wherever they are now). Trainers of one
+        model on one device share its parameters, as two PyTorch optimizers would."""
+        if self._store is None or self._store.device is not device:
+            self._store = ParameterStore(device, self.state_dict())
         return self._store
 
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
@@ -94,9 +97,9 @@ class Sequential(Module):
                 raise ValueError(f"load_state_dict: '{name}' expected shape {current.shape}, got {value.shape}")
             if value.dtype.kind not in "fiu":
                 raise ValueError(f"load_state_dict: '{name}' expected a numeric array, got dtype {value.dtype}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"load_state_dict: '{name}' contains NaN or Inf")
-            checked[name] = value.astype(np.float32)
+            checks.require_finite(value, f"load_state_dict: '{name}'")
+            checked[name] = checks.to_float32(value).copy()   # never alias the caller's array
+            checks.require_finite(checked[name], f"load_state_dict: '{name}'", "float32")
         if self._store is not None:
             self._store.write(checked)
         else:

@@ -17,11 +17,11 @@ from .plan import StepPlan
 class Trainer:
     def __init__(self, model: Sequential, loss: Loss, optimizer: Optimizer, batch_size: int, device: Device | None = None):
         if not isinstance(model, Sequential):
-            raise ValueError(f"Trainer: model must be a vkbackprop Sequential, got {type(model).__name__}")
+            raise ValueError(f"Trainer: model must be a vkbackprop Sequential, got {_qualname(model)}")
         if not isinstance(loss, Loss):
-            raise ValueError(f"Trainer: loss must be a vkbackprop loss, got {type(loss).__name__}")
+            raise ValueError(f"Trainer: loss must be a vkbackprop loss, got {_qualname(loss)}")
         if not isinstance(optimizer, Optimizer):
-            raise ValueError(f"Trainer: optimizer must be a vkbackprop optimizer, got {type(optimizer).__name__}")
+            raise ValueError(f"Trainer: optimizer must be a vkbackprop optimizer, got {_qualname(optimizer)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive int, got {batch_size!r}")
         if model.in_features is None:
@@ -69,3 +69,9 @@ class Trainer:
     def gradients(self) -> "OrderedDict[str, np.ndarray]":
         """Parameter gradients of the last step, named like state_dict()."""
         return OrderedDict((name, self.device.read(buf)) for name, buf in self.plan.param_grads.items())
+
+
+def _qualname(obj) -> str:
+    """'torch.nn.modules.container.Sequential' rather than an ambiguous 'Sequential'; 'str' for builtins."""
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

@@ -14,7 +14,7 @@ from .gemm import gemm_dispatch
 class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         for what, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Linear: {what} must be a positive int, got {value!r}")
         self.in_features, self.out = int(in_features), int(out_features)
         self.bias = bool(bias)

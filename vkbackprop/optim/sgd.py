@@ -4,6 +4,7 @@ host-staged `hyper` buffer uploaded with each batch, so changing them never re-r
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class SGD(Optimizer):
 
     @lr.setter
     def lr(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
             raise ValueError(f"SGD: lr must be a finite number >= 0, got {value!r}")
         self._lr = float(value)
 
