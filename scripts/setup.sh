@@ -39,6 +39,8 @@ if ! ls "$wheel_dir"/kp-*.whl >/dev/null 2>&1; then
     pip install 'numpy>=2,<3' 'pybind11>=2.12,<3' setuptools wheel
     log "building patched kp $KP_VERSION (about a minute)"
     VENV="$VENV" bash scripts/build_kp.sh "$KP_VERSION" "$wheel_dir"
+    # Wheels built from older patch sets are never used again.
+    find "$root/.cache/kp-wheel" -mindepth 1 -maxdepth 1 ! -name "$kp_key" -exec rm -rf {} +
 fi
 
 # 4. The project and its dependencies; redone only when pyproject.toml or the kp wheel changed.
