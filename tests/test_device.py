@@ -47,3 +47,30 @@ def test_bad_device_override_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-c", "import vkbackprop as vb; vb.Device()"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0 and "VKBACKPROP_DEVICE=99" in proc.stderr
+
+
+def test_loops_longer_than_lavapipe_runs_are_refused(device):
+    """lavapipe silently stops shader loops after 65,535 iterations (nested loops count together):
+    a plan that would need more is a clear error, not a wrong result."""
+    import numpy as np
+
+    import vkbackprop as vb
+    from vkbackprop.schedule import Recorder
+    from vkbackprop.shaders import compile_shader
+    if device.loop_limit is None:
+        assert not device.name.startswith("llvmpipe")
+        return
+    # The limit is real: a loop of limit + 10 iterations stops at the limit.
+    program = compile_shader("linear/backward_bias.comp")
+    dy = device.buffer("dy", (device.loop_limit + 10, 1), staged=True)
+    dy.host_view()[...] = 1.0
+    out = device.buffer("dbias", (1,), staged=True)
+    rec = Recorder(device)
+    rec.upload([dy])
+    rec.dispatch(device.dispatch(program, {"dy": dy, "dbias": out}, (1, 1, 1), dict(B=dy.shape[0], N=1)))
+    rec.download([out])
+    rec.sequence.eval()
+    assert out.host_view()[0] == np.float32(device.loop_limit)
+    # ... so the layers refuse such shapes up front.
+    with pytest.raises(ValueError, match="reduction length 70000.*stops loops after 65535"):
+        vb.Trainer(vb.Sequential(vb.Linear(70000, 1)), vb.MSELoss(), vb.SGD(lr=0.1), batch_size=1, device=device)

@@ -89,6 +89,20 @@ class Device:
         self._readback = {}  # buffer -> (host tensor, sequence), made on first read of a device-only buffer
         self._placeholder = None
 
+    @property
+    def loop_limit(self) -> int | None:
+        """Most iterations one shader invocation may run in a loop (nested loops count together), or None.
+
+        Mesa's llvmpipe (lavapipe) silently stops any loop after 65,535 iterations, so a longer loop
+        would give wrong results without an error; shaders' loop lengths are checked against this."""
+        return 65535 if self.name.startswith("llvmpipe") else None
+
+    def check_loop(self, iterations: int, what: str) -> None:
+        limit = self.loop_limit
+        if limit is not None and iterations > limit:
+            raise ValueError(f"{what} needs {iterations} loop iterations per shader invocation; "
+                             f"{self.name} stops loops after {limit}")
+
     @classmethod
     def default(cls) -> "Device":
         """One shared device per process, created on first use."""

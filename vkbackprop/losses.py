@@ -36,7 +36,10 @@ class CrossEntropyLoss(Loss):
 
     def dispatch(self, device, pred, target, dloss, loss, dpred):
         batch, classes = pred.shape
-        return device.dispatch("cross_entropy/forward_backward.comp",
+        program = device.program("cross_entropy/forward_backward.comp")
+        rows_per_invocation = -(-batch // program.local_size[0])
+        device.check_loop(rows_per_invocation * classes, f"cross entropy over batch {batch} x {classes} classes")
+        return device.dispatch(program,
                                {"logits": pred, "labels": target, "dloss": dloss, "loss": loss, "dlogits": dpred},
                                (1, 1, 1), dict(B=batch, C=classes), name="loss")
 
@@ -54,6 +57,8 @@ class MSELoss(Loss):
         return checks.float_array(target, "targets", (batch, out_features))
 
     def dispatch(self, device, pred, target, dloss, loss, dpred):
-        return device.dispatch("mse/forward_backward.comp",
+        program = device.program("mse/forward_backward.comp")
+        device.check_loop(-(-pred.size // program.local_size[0]), f"MSE over {pred.size} elements")
+        return device.dispatch(program,
                                {"pred": pred, "target": target, "dloss": dloss, "loss": loss, "dpred": dpred},
                                (1, 1, 1), dict(NUMEL=pred.size), name="loss")
