@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass, field
 
 import kp
@@ -86,7 +87,8 @@ class Device:
         self.index = index
         self._manager = kp.Manager(index)
         self.properties = dict(self._manager.get_device_properties(), index=index)
-        self._readback = {}  # buffer -> (host tensor, sequence), made on first read of a device-only buffer
+        # buffer -> (host tensor, sequence), made on first read of a device-only buffer, dropped with it
+        self._readback = weakref.WeakKeyDictionary()
         self._placeholder = None
 
     @property
