@@ -413,7 +413,7 @@ NOT_MODELS = {
 @pytest.mark.parametrize("bad", list(NOT_MODELS))
 def test_trainer_rejects_a_non_model(device, bad):
     make, name = NOT_MODELS[bad]
-    with no_gpu_work(), pytest.raises(ValueError, match=r"^Trainer: model must be a vkbackprop Sequential, got "
+    with no_gpu_work(), pytest.raises(ValueError, match=r"^Trainer: model must be a vkbackprop Model or Sequential, got "
                                                         + name + "$"):
         vb.Trainer(make(), loss=vb.MSELoss(), optimizer=vb.SGD(lr=LR), batch_size=2, device=device)
 
@@ -435,7 +435,7 @@ def test_trainer_rejects_a_non_optimizer(device, optimizer, name):
 
 
 def test_trainer_rejects_a_model_of_unknown_input_width(device):
-    with no_gpu_work(), pytest.raises(ValueError, match=r"^Trainer: the model's input width is unknown"):
+    with no_gpu_work(), pytest.raises(ValueError, match=r"^Sequential: the input width is unknown"):
         vb.Trainer(vb.Sequential(vb.ReLU()), loss=vb.MSELoss(), optimizer=vb.SGD(lr=LR), batch_size=2,
                    device=device)
 

@@ -5,16 +5,21 @@ training step into one Kompute sequence and the activations stay on the GPU.
 """
 
 from .device import Device, list_devices
-from .layers.activation import ReLU
+from .layers.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Module
 from .layers.linear import Linear
-from .losses import CrossEntropyLoss, MSELoss
-from .model import Sequential
+from .layers.structure import Add
+from .layers.softmax import LogSoftmax, Softmax
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
+from .graph import Input
+from .model import Model, Sequential
 from .optim import SGD
 from .random import manual_seed
 from .shaders import ShaderError
 from .train import Trainer
 
-__all__ = ["Device", "list_devices", "Module", "Linear", "ReLU", "Sequential", "CrossEntropyLoss", "MSELoss",
+__all__ = ["Device", "list_devices", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
+           "Softmax", "LogSoftmax",
+           "Sequential", "Model", "Input", "Add", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
            "SGD", "Trainer", "manual_seed", "ShaderError"]
 __version__ = "0.1.0"

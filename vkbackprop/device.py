@@ -93,10 +93,11 @@ class Device:
 
     @property
     def loop_limit(self) -> int | None:
-        """Most iterations one shader invocation may run in a loop (nested loops count together), or None.
+        """Most loop iterations one shader invocation may run, or None for no limit.
 
-        Mesa's llvmpipe (lavapipe) silently stops any loop after 65,535 iterations, so a longer loop
-        would give wrong results without an error; shaders' loop lengths are checked against this."""
+        Mesa's llvmpipe (lavapipe) counts the iterations of all loops of an invocation with one
+        counter (each loop exit counts once more) and silently stops looping at 65,535, giving wrong
+        results without an error; layers check their worst case against this when planned."""
         return 65535 if self.name.startswith("llvmpipe") else None
 
     def check_loop(self, iterations: int, what: str) -> None:

@@ -17,11 +17,11 @@ def run_layer(device, layer, x: np.ndarray, params: dict, dy: np.ndarray, need_d
     for n, v in params.items():
         device.write(param_bufs[n], v)
     io = LayerIO(device, batch,
-                 x=device.buffer("x", x.shape, staged=True),
+                 xs=[device.buffer("x", x.shape, staged=True)],
                  y=device.buffer("y", (batch, out), staged=True),
                  params=param_bufs,
                  dy=device.buffer("dy", (batch, out), staged=True),
-                 dx=device.buffer("dx", x.shape) if need_dx else None,
+                 dxs=[device.buffer("dx", x.shape) if need_dx else None],
                  grads={n: device.buffer(f"{n}.grad", v.shape) for n, v in params.items()})
     io.x.host_view()[...] = x
     io.dy.host_view()[...] = dy

@@ -1,4 +1,4 @@
-"""Sequential models and their parameters, which live on the device once a Trainer binds them."""
+"""Models and their parameters, which live on the device once a Trainer binds them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import checks
+from .graph import Graph, Input
 from .layers.base import Module
 
 
@@ -28,49 +29,21 @@ class ParameterStore:
             self.device.write(self.buffers[name], value)
 
 
-class Sequential(Module):
-    """Layers applied in order; parameter names are "<index>.<name>" as in torch.nn.Sequential."""
+class Model(Graph):
+    """A trainable graph: `vb.Model(inputs=x, outputs=y)`. Parameters are named
+    "<layer>.<param>", where <layer> is the layer's `name` or its index in creation order."""
 
-    def __init__(self, *layers: Module):
-        if not layers:
-            raise ValueError("Sequential: needs at least one layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise ValueError(f"Sequential: item {i} is {type(layer).__name__}, not a layer")
-        self.layers = list(layers)
-        self.widths = self._infer_widths()
-        self._values = OrderedDict((f"{i}.{n}", v) for i, layer in enumerate(self.layers)
-                                   for n, v in layer.parameters().items())
+    def __init__(self, inputs, outputs):
+        super().__init__(inputs, outputs)
+        self._values = OrderedDict((f"{self.layer_names[id(layer)]}.{n}", v)
+                                   for layer in self.layers for n, v in layer.parameters().items())
         self._store: ParameterStore | None = None
 
-    def _infer_widths(self) -> list:
-        """Feature width before each layer and after the last; mismatches name the layers involved."""
-        widths = [None]
-        for i, layer in enumerate(self.layers):
-            width = widths[-1] if widths[-1] is not None else layer.in_features
-            if width is not None:
-                try:
-                    width = layer.out_features(width)
-                except ValueError as e:
-                    before = f"layer {i - 1} ({self.layers[i - 1]!r})" if i else "the input"
-                    raise ValueError(f"Sequential: layer {i} ({layer!r}) cannot follow {before}: {e}") from None
-            if widths[-1] is None and layer.in_features is not None:
-                widths = [layer.in_features] * len(widths)
-            widths.append(width)
-        return widths
+    def param_names(self, layer) -> dict:
+        """The layer's own parameter names -> this model's state_dict keys."""
+        prefix = self.layer_names[id(layer)]
+        return {n: f"{prefix}.{n}" for n in layer.parameters()}
 
-    @property
-    def in_features(self) -> int | None:
-        return self.widths[0]
-
-    def __repr__(self) -> str:
-        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
-        return f"Sequential(\n{inner}\n)"
-
-    def parameters(self) -> "OrderedDict[str, np.ndarray]":
-        return self.state_dict()
-
-    # --- parameters -------------------------------------------------------------------------
     def bind(self, device) -> ParameterStore:
         """Put the parameters on `device` (current values, wherever they are now). Trainers of one
         model on one device share its parameters, as two PyTorch optimizers would."""
@@ -83,6 +56,9 @@ class Sequential(Module):
         if self._store is not None:
             return self._store.read()
         return OrderedDict((k, v.copy()) for k, v in self._values.items())
+
+    def parameters(self) -> "OrderedDict[str, np.ndarray]":
+        return self.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         """Replace every parameter; all keys, shapes and values are checked before anything changes."""
@@ -104,3 +80,48 @@ class Sequential(Module):
             self._store.write(checked)
         else:
             self._values = checked
+
+
+class Sequential(Model):
+    """Layers applied in order; parameter names are "<index>.<name>" as in torch.nn.Sequential."""
+
+    def __init__(self, *layers: Module):
+        if not layers:
+            raise ValueError("Sequential: needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise ValueError(f"Sequential: item {i} is {type(layer).__name__}, not a layer")
+        width = next((layer.in_features for layer in layers if layer.in_features is not None), None)
+        if width is None:
+            raise ValueError("Sequential: the input width is unknown (start it with a layer such as Linear)")
+        x = value = Input(width, name="input")
+        for i, layer in enumerate(layers):
+            try:
+                value = layer(value)
+            except ValueError:
+                before = f"layer {i - 1} ({layers[i - 1]!r})" if i else "the input"
+                error = _width_error(layer, value.width)
+                raise ValueError(f"Sequential: layer {i} ({layer!r}) cannot follow {before}: {error}") from None
+        self.sequence = list(layers)
+        super().__init__(x, value)
+
+    @property
+    def in_features(self) -> int:
+        return self.inputs[0].width
+
+    @property
+    def widths(self) -> list:
+        """Feature width before each layer and after the last."""
+        return [self.in_features] + [c.output.width for c in self.calls]
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.sequence))
+        return f"Sequential(\n{inner}\n)"
+
+
+def _width_error(layer, width) -> str:
+    try:
+        layer.out_features(width)
+    except ValueError as e:
+        return str(e)
+    return "incompatible"

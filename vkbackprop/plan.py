@@ -1,68 +1,120 @@
 """The plan of a model at one batch size: every buffer allocated once, and two sequences recorded
-once: the training step and the forward pass for prediction. Nothing is re-recorded later."""
+once: the training step and the forward pass for prediction. Nothing is re-recorded later.
+
+Gradients that receive several partials (a value read by several layers, an output that also feeds
+a layer, a layer called twice sharing its parameters) are accumulated here, once, for every layer:
+the first contribution to run writes the gradient buffer, each later one writes a scratch buffer
+that an `accumulate` dispatch adds in.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .layers.activation import elementwise
 from .layers.base import LayerIO
 from .schedule import Recorder
 
 
+class GradientRouter:
+    """Hands out the buffer each backward contribution writes, and the additions that follow."""
+
+    def __init__(self, device):
+        self.device = device
+        self.contributions = {}     # gradient key -> how many contributions were handed out so far
+
+    def target(self, key, total):
+        """(buffer to write, accumulate dispatch to record after the writer or None)."""
+        n = self.contributions.get(key, 0)
+        self.contributions[key] = n + 1
+        if n == 0:
+            return total, None
+        part = self.device.buffer(f"{total.name}.part{n}", total.shape)
+        add = elementwise(self.device, "graph/accumulate.comp", {"part": part, "total": total}, total.size)
+        add.name = f"accumulate {total.name}"
+        return part, add
+
+
 class StepPlan:
-    def __init__(self, device, model, loss, optimizer, batch: int):
+    def __init__(self, device, model, losses: list, optimizer, batch: int):
         self.device, self.batch = device, batch
-        widths, layers = model.widths, model.layers
         store = model._store
         buf = device.buffer
 
-        # Host-staged: only what crosses to the host (inputs, targets, hyper-parameters, loss, logits).
-        self.input = buf("input", (batch, widths[0]), staged=True)
-        self.target = buf("target", loss.target_shape(batch, widths[-1]), loss.target_dtype, staged=True)
+        # Host-staged: only what crosses to the host (inputs, targets, hyper-parameters, losses, outputs).
+        suffix = [""] if len(losses) == 1 else [str(i) for i in range(len(losses))]
+        self.inputs = [buf(v.name, (batch, v.width), staged=True) for v in model.inputs]
+        self.targets = [buf(f"target{s}", loss.target_shape(batch, v.width), loss.target_dtype, staged=True)
+                        for s, loss, v in zip(suffix, losses, model.outputs)]
+        self.losses = [buf(f"loss{s}", (1,), staged=True) for s in suffix]
         self.hyper = buf("hyper", optimizer.hyper_values().shape, staged=True)
-        self.loss = buf("loss", (1,), staged=True)
         self.dloss = buf("dloss", (1,), staged=True)
         device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
 
         # Device-only: activations, their gradients and the parameter gradients.
-        last = len(layers) - 1
-        acts = [self.input] + [buf(f"{i}.output", (batch, widths[i + 1]), staged=(i == last))
-                               for i in range(len(layers))]
-        grad_acts = [None] + [buf(f"{i}.output.grad", (batch, widths[i + 1])) for i in range(len(layers))]
-        self.output = acts[-1]
+        values = {id(v): b for v, b in zip(model.inputs, self.inputs)}
+        grads = {}
+        output_ids = {id(v) for v in model.outputs}
+        labels = self._call_labels(model)
+        for call in model.calls:
+            out, label = call.output, labels[call]
+            values[id(out)] = buf(f"{label}.output", (batch, out.width), staged=id(out) in output_ids)
+            grads[id(out)] = buf(f"{label}.output.grad", (batch, out.width))
+        self.outputs = [values[id(v)] for v in model.outputs]
         self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.buffers.items()}
 
-        self.ios = []
-        for i, layer in enumerate(layers):
-            names = [n.split(".", 1)[1] for n in store.buffers if n.split(".", 1)[0] == str(i)]
-            self.ios.append(LayerIO(device, batch, acts[i], acts[i + 1],
-                                    params={n: store.buffers[f"{i}.{n}"] for n in names},
-                                    dy=grad_acts[i + 1], dx=grad_acts[i],
-                                    grads={n: self.param_grads[f"{i}.{n}"] for n in names}))
-
-        # Both sequences record the same forward dispatches (one pipeline each, made once).
-        forward = [_named(d, i) for i, (layer, io) in enumerate(zip(layers, self.ios)) for d in layer.forward(io)]
+        router = GradientRouter(device)
+        forward, backward = [], []
+        # The base case: each loss hands dL/d(output) to the graph.
+        for loss, value, target, loss_buf in zip(losses, model.outputs, self.targets, self.losses):
+            dpred, add = router.target(id(value), grads[id(value)])
+            backward.append(loss.dispatch(device, values[id(value)], target, self.dloss, loss_buf, dpred))
+            backward += [add] if add else []
+        # The inductive step, in reverse order: each call is handed dL/dy and returns dL/dx, dL/dparams.
+        ios = {}
+        for call in model.calls:
+            params = {n: store.buffers[key] for n, key in model.param_names(call.layer).items()}
+            ios[call] = LayerIO(device, batch, [values[id(v)] for v in call.inputs], values[id(call.output)],
+                                params=params, dy=grads[id(call.output)])
+            forward += [_named(d, labels[call]) for d in call.layer.forward(ios[call])]
+        for call in reversed(model.calls):
+            io, adds = ios[call], []
+            for i, v in enumerate(call.inputs):
+                if v.call is not None:   # model inputs need no gradient
+                    io.dxs[i], add = router.target(id(v), grads[id(v)])
+                    adds += [add] if add else []
+            for n, key in model.param_names(call.layer).items():
+                io.grads[n], add = router.target(key, self.param_grads[key])
+                adds += [add] if add else []
+            backward += [_named(d, labels[call]) for d in call.layer.backward(io)] + adds
 
         self.train = Recorder(device)
-        self.train.upload([self.input, self.target, self.hyper])
-        for d in forward:
+        self.train.upload(self.inputs + self.targets + [self.hyper])
+        for d in forward + backward:
             self.train.dispatch(d)
-        self.train.dispatch(loss.dispatch(device, self.output, self.target, self.dloss, self.loss, grad_acts[-1]))
-        for i in reversed(range(len(layers))):
-            for d in layers[i].backward(self.ios[i]):
-                self.train.dispatch(_named(d, i))
         for name, param in store.buffers.items():
             self.train.dispatch(optimizer.update(device, self.hyper, param, self.param_grads[name]))
-        self.train.download([self.loss])
+        self.train.download(self.losses)
 
         self.predict = Recorder(device)
-        self.predict.upload([self.input])
+        self.predict.upload(self.inputs)
         for d in forward:
             self.predict.dispatch(d)
-        self.predict.download([self.output])
+        self.predict.download(self.outputs)
+
+    @staticmethod
+    def _call_labels(model) -> dict:
+        """'<layer name>' for a layer's first call, '<layer name>@<k>' for its k-th later call."""
+        labels, seen = {}, {}
+        for call in model.calls:
+            name = model.layer_names[id(call.layer)]
+            k = seen.get(name, 0)
+            labels[call] = name if k == 0 else f"{name}@{k}"
+            seen[name] = k + 1
+        return labels
 
 
-def _named(dispatch, layer_index: int):
-    """Prefix a dispatch's name with its layer index ("2:linear/backward_input") for readable logs."""
-    dispatch.name = f"{layer_index}:{dispatch.name.removesuffix('.comp')}"
+def _named(dispatch, label: str):
+    """Prefix a dispatch's name with its layer ("2:linear/backward_input") for readable logs."""
+    dispatch.name = f"{label}:{dispatch.name.removesuffix('.comp')}"
     return dispatch

@@ -9,66 +9,102 @@ import numpy as np
 from . import checks
 from .device import Device
 from .losses import Loss
-from .model import Sequential
+from .model import Model
 from .optim import Optimizer
 from .plan import StepPlan
 
 
 class Trainer:
-    def __init__(self, model: Sequential, loss: Loss, optimizer: Optimizer, batch_size: int, device: Device | None = None):
-        if not isinstance(model, Sequential):
-            raise ValueError(f"Trainer: model must be a vkbackprop Sequential, got {_qualname(model)}")
-        if not isinstance(loss, Loss):
-            raise ValueError(f"Trainer: loss must be a vkbackprop loss, got {_qualname(loss)}")
+    """Trains a Model (or Sequential). With several outputs, `loss` is a list with one loss per
+    output and the step minimises their sum; `x` and `y` are then lists too (one array per model
+    input / output)."""
+
+    def __init__(self, model: Model, loss, optimizer: Optimizer, batch_size: int, device: Device | None = None):
+        if not isinstance(model, Model):
+            raise ValueError(f"Trainer: model must be a vkbackprop Model or Sequential, got {_qualname(model)}")
+        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+        for item in losses:
+            if not isinstance(item, Loss):
+                raise ValueError(f"Trainer: loss must be a vkbackprop loss, got {_qualname(item)}")
+        if len(losses) != len(model.outputs):
+            raise ValueError(f"Trainer: the model has {len(model.outputs)} outputs but {len(losses)} losses were given")
         if not isinstance(optimizer, Optimizer):
             raise ValueError(f"Trainer: optimizer must be a vkbackprop optimizer, got {_qualname(optimizer)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive int, got {batch_size!r}")
-        if model.in_features is None:
-            raise ValueError("Trainer: the model's input width is unknown (start it with a layer such as Linear)")
-        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.model, self.losses, self.optimizer = model, losses, optimizer
         self.batch_size = int(batch_size)
         self.device = device or Device.default()
         model.bind(self.device)
-        self.plan = StepPlan(self.device, model, loss, optimizer, self.batch_size)
+        self.plan = StepPlan(self.device, model, losses, optimizer, self.batch_size)
 
     @property
-    def in_features(self) -> int:
-        return self.model.widths[0]
-
-    @property
-    def out_features(self) -> int:
-        return self.model.widths[-1]
+    def loss(self) -> Loss:
+        return self.losses[0]
 
     def step(self, x, y) -> float:
-        """One training step on a batch (batch_size rows): forward, loss, backward, update. Returns the loss."""
-        x = checks.float_array(x, "x", (self.batch_size, self.in_features))
-        y = self.loss.check_target(y, self.batch_size, self.out_features)
+        """One training step on a batch (batch_size rows): forward, loss, backward, update.
+        Returns the loss (the sum of the losses of a model with several outputs)."""
+        xs = self._check_inputs(x, self.batch_size)
+        ys = _per_item(y, len(self.losses), "y", "output")
+        ys = [loss.check_target(t, self.batch_size, v.width) if len(ys) == 1 else
+              _prefixed(lambda: loss.check_target(t, self.batch_size, v.width), f"y[{i}]")
+              for i, (loss, t, v) in enumerate(zip(self.losses, ys, self.model.outputs))]
         hyper = self.optimizer.hyper_values()
         plan = self.plan
-        plan.input.host_view()[...] = x
-        plan.target.host_view()[...] = y
+        for buf, value in zip(plan.inputs + plan.targets, xs + ys):
+            buf.host_view()[...] = value
         plan.hyper.host_view()[...] = hyper
         plan.train.sequence.eval()
-        return float(plan.loss.host_view()[0])
+        return float(sum(float(b.host_view()[0]) for b in plan.losses))
 
-    def predict(self, x) -> np.ndarray:
-        """Model outputs for any number of rows (forward only), in chunks of batch_size."""
-        x = checks.float_array(x, "x", (None, self.in_features))
+    def predict(self, x):
+        """Model outputs for any number of rows (forward only), in chunks of batch_size; a list of
+        arrays for a model with several outputs."""
+        xs = self._check_inputs(x, None)
+        rows = len(xs[0])
+        if any(len(a) != rows for a in xs):
+            raise ValueError(f"x: the inputs have different numbers of rows {[len(a) for a in xs]}")
         plan, b = self.plan, self.batch_size
-        out = np.empty((len(x), self.out_features), dtype=np.float32)
-        for start in range(0, len(x), b):
-            chunk = x[start:start + b]
-            view = plan.input.host_view()
-            view[:len(chunk)] = chunk
-            view[len(chunk):] = 0.0   # padding rows: computed, never returned
+        outs = [np.empty((rows, v.width), dtype=np.float32) for v in self.model.outputs]
+        for start in range(0, rows, b):
+            n = min(b, rows - start)
+            for buf, a in zip(plan.inputs, xs):
+                view = buf.host_view()
+                view[:n] = a[start:start + n]
+                view[n:] = 0.0   # padding rows: computed, never returned
             plan.predict.sequence.eval()
-            out[start:start + len(chunk)] = plan.output.host_view()[:len(chunk)]
-        return out
+            for out, buf in zip(outs, plan.outputs):
+                out[start:start + n] = buf.host_view()[:n]
+        return outs[0] if len(outs) == 1 else outs
 
     def gradients(self) -> "OrderedDict[str, np.ndarray]":
         """Parameter gradients of the last step, named like state_dict()."""
         return OrderedDict((name, self.device.read(buf)) for name, buf in self.plan.param_grads.items())
+
+    def _check_inputs(self, x, rows) -> list:
+        inputs = self.model.inputs
+        xs = _per_item(x, len(inputs), "x", "input")
+        if len(xs) == 1:
+            return [checks.float_array(xs[0], "x", (rows, inputs[0].width))]
+        return [checks.float_array(a, f"x[{i}] ({v.name})", (rows, v.width)) for i, (a, v) in enumerate(zip(xs, inputs))]
+
+
+def _per_item(value, count: int, name: str, what: str) -> list:
+    """One array per model input/output: the value itself for one, a list or tuple for several."""
+    if count == 1:
+        return [value]
+    if not isinstance(value, (list, tuple)) or len(value) != count:
+        got = f"{len(value)} items" if isinstance(value, (list, tuple)) else type(value).__name__
+        raise ValueError(f"{name}: the model has {count} {what}s; expected a list of {count} arrays, got {got}")
+    return list(value)
+
+
+def _prefixed(check, where: str):
+    try:
+        return check()
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _qualname(obj) -> str:

@@ -1,8 +1,9 @@
 """The layer contract: the inductive step of backprop.
 
 A layer is handed dL/d(output) (`io.dy`) and returns, as GPU dispatches, dL/d(params) (`io.grads`)
-and dL/d(input) (`io.dx`, None when nothing upstream needs it). Backward *overwrites* its gradient
-buffers; the scheduler owns everything else (buffers, ordering, barriers).
+and dL/d(inputs) (`io.dxs`, an entry None when nothing upstream needs it). Backward *overwrites*
+its gradient buffers; when a value or a parameter receives partials from several places, the
+scheduler adds them (plan.py), so no layer implements accumulation itself.
 """
 
 from __future__ import annotations
@@ -14,29 +15,50 @@ import numpy as np
 
 @dataclass
 class LayerIO:
-    """The buffers one layer works on in a planned step."""
+    """The buffers one layer call works on in a planned step."""
     device: object
     batch: int
-    x: object                      # input activations (batch, in_features)
+    xs: list                       # input activations, each (batch, width)
     y: object                      # output activations (batch, out_features)
     params: dict = field(default_factory=dict)   # name -> Buffer
     dy: object = None              # dL/dy, given to backward
-    dx: object = None              # dL/dx, written by backward; None if not needed
+    dxs: list = None               # dL/dx per input, written by backward; None entries: not needed
     grads: dict = field(default_factory=dict)    # name -> Buffer, written by backward
+
+    def __post_init__(self):
+        if self.dxs is None:
+            self.dxs = [None] * len(self.xs)
+
+    @property
+    def x(self):
+        """The input of a single-input layer."""
+        return self.xs[0]
+
+    @property
+    def dx(self):
+        """dL/dx of a single-input layer (None: not needed)."""
+        return self.dxs[0]
 
 
 class Module:
-    """Base class of layers. Subclasses define parameters, shapes and their dispatches."""
+    """Base class of layers. Subclasses define parameters, shapes and their dispatches.
+
+    Calling a layer on graph values (`vb.Input` or the result of another call) connects it:
+    `h = vb.ReLU()(vb.Linear(4, 8)(x))`.
+    """
 
     in_features: int | None = None   # known input width, if the layer fixes one
+    name: str | None = None          # optional prefix of its state_dict keys in a Model
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Initial host values of the parameters, PyTorch names and shapes."""
         return {}
 
-    def out_features(self, in_features: int) -> int:
-        """Output width for an input width; ValueError if the layer cannot take it."""
-        return in_features
+    def out_features(self, *in_features: int) -> int:
+        """Output width for the input widths; ValueError if the layer cannot take them."""
+        if len(in_features) != 1:
+            raise ValueError(f"{self!r} takes one input, got {len(in_features)}")
+        return in_features[0]
 
     def forward(self, io: LayerIO) -> list:
         raise NotImplementedError
@@ -44,5 +66,6 @@ class Module:
     def backward(self, io: LayerIO) -> list:
         raise NotImplementedError
 
-    def __call__(self, *args, **kwargs):
-        raise TypeError(f"{type(self).__name__} runs inside a Trainer; use trainer.predict(x) to evaluate")
+    def __call__(self, *inputs):
+        from ..graph import connect
+        return connect(self, inputs)

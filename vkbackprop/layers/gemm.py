@@ -10,7 +10,8 @@ TILE = {"TM": 8, "TN": 4, "WG_X": 64, "WG_Y": 1}
 def gemm_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
                   constants: dict | None = None, name: str | None = None):
     """A dispatch of `shader` (which includes common/gemm.glsl) computing an m x n result over k."""
-    device.check_loop(k, f"{shader} (reduction length {k})")
+    # The k loop, plus headroom for the core's short fixed loops should the compiler keep any.
+    device.check_loop(k + 4 * (TILE["TM"] + TILE["TN"]), f"{shader} (reduction length {k})")
     program = device.program(shader, TILE)
     groups = (-(-n // (TILE["WG_X"] * TILE["TN"])), -(-m // (TILE["WG_Y"] * TILE["TM"])))
     return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)

@@ -12,12 +12,13 @@ from .gemm import gemm_dispatch
 
 
 class Linear(Module):
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, name: str | None = None):
         for what, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Linear: {what} must be a positive int, got {value!r}")
         self.in_features, self.out = int(in_features), int(out_features)
         self.bias = bool(bias)
+        self.name = name
         # torch.nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
         bound = 1.0 / math.sqrt(self.in_features)
         rng = random.generator()
@@ -31,7 +32,8 @@ class Linear(Module):
     def parameters(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self._init.items()}
 
-    def out_features(self, in_features: int) -> int:
+    def out_features(self, *in_features: int) -> int:
+        in_features = super().out_features(*in_features)  # exactly one input
         if in_features != self.in_features:
             raise ValueError(f"{self!r} takes {self.in_features} input features, got {in_features}")
         return self.out

@@ -1,0 +1,25 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// dx = dy - exp(y) * sum_c dy[c] along each row, from the saved output y = log_softmax(x) (as
+// PyTorch's log_softmax_backward; exp(y) = softmax(x) is in [0, 1], never overflowing).
+// One invocation per row; the sum runs in a fixed order (deterministic).
+// Loop iterations per invocation: 2 * COLS + 1 (layers/softmax.py, backward_loop_iterations).
+
+layout(constant_id = 0) const uint ROWS = 1;
+layout(constant_id = 1) const uint COLS = 1;
+
+layout(set = 0, binding = 0) readonly buffer Y { float y[]; };
+layout(set = 0, binding = 1) readonly buffer DY { float dy[]; };
+layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
+
+layout(local_size_x = 64) in;
+#include "../common/index.glsl"
+
+void main() {
+    const uint r = flat_index();
+    if (r >= ROWS) return;
+    const uint row = r * COLS;
+    float sum_dy = 0.0;
+    for (uint c = 0; c < COLS; ++c) sum_dy += dy[row + c];
+    for (uint c = 0; c < COLS; ++c) dx[row + c] = dy[row + c] - exp(y[row + c]) * sum_dy;
+}

@@ -1,0 +1,24 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// dx = y * (dy - sum_c dy[c] * y[c]) along each row, from the saved output y (as PyTorch's
+// softmax_backward). One invocation per row; the sum runs in a fixed order (deterministic).
+// Loop iterations per invocation: 2 * COLS + 1 (layers/softmax.py, backward_loop_iterations).
+
+layout(constant_id = 0) const uint ROWS = 1;
+layout(constant_id = 1) const uint COLS = 1;
+
+layout(set = 0, binding = 0) readonly buffer Y { float y[]; };
+layout(set = 0, binding = 1) readonly buffer DY { float dy[]; };
+layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
+
+layout(local_size_x = 64) in;
+#include "../common/index.glsl"
+
+void main() {
+    const uint r = flat_index();
+    if (r >= ROWS) return;
+    const uint row = r * COLS;
+    float dot_dy_y = 0.0;
+    for (uint c = 0; c < COLS; ++c) dot_dy_y += dy[row + c] * y[row + c];
+    for (uint c = 0; c < COLS; ++c) dx[row + c] = y[row + c] * (dy[row + c] - dot_dy_y);
+}
