@@ -56,7 +56,7 @@ def test_mlp_step_has_exactly_the_needed_barriers(device):
     n_barrier = sum(k == "barrier" for k, _ in log)
     assert n_barrier < n_dispatch - 1
     # The step uploads the batch first and downloads only the loss.
-    assert log[0][0] == "upload" and [b.name for b in log[0][1]] == ["input", "target", "hyper"]
+    assert log[0][0] == "upload" and [b.name for b in log[0][1]] == ["input", "target", "hyper", "step"]
     assert log[-1][0] == "download" and [b.name for b in log[-1][1]] == ["loss"]
 
 

@@ -9,6 +9,8 @@ that an `accumulate` dispatch adds in.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .layers.activation import elementwise
@@ -48,6 +50,7 @@ class StepPlan:
                         for s, loss, v in zip(suffix, losses, model.outputs)]
         self.losses = [buf(f"loss{s}", (1,), staged=True) for s in suffix]
         self.hyper = buf("hyper", optimizer.hyper_values().shape, staged=True)
+        self.step = buf("step", (1,), np.uint32, staged=True)   # counts steps: seeds per-step randomness
         self.dloss = buf("dloss", (1,), staged=True)
         device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
 
@@ -71,12 +74,17 @@ class StepPlan:
             backward.append(loss.dispatch(device, values[id(value)], target, self.dloss, loss_buf, dpred))
             backward += [add] if add else []
         # The inductive step, in reverse order: each call is handed dL/dy and returns dL/dx, dL/dparams.
-        ios = {}
+        ios, inference = {}, []
         for call in model.calls:
             params = {n: store.buffers[key] for n, key in model.param_names(call.layer).items()}
             ios[call] = LayerIO(device, batch, [values[id(v)] for v in call.inputs], values[id(call.output)],
-                                params=params, dy=grads[id(call.output)])
-            forward += [_named(d, labels[call]) for d in call.layer.forward(ios[call])]
+                                params=params, dy=grads[id(call.output)], step=self.step)
+            work = [_named(d, labels[call]) for d in call.layer.forward(ios[call])]
+            forward += work
+            if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
+                eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={})
+                work = [_named(d, labels[call]) for d in call.layer.forward(eval_io)]
+            inference += work
         for call in reversed(model.calls):
             io, adds = ios[call], []
             for i, v in enumerate(call.inputs):
@@ -89,7 +97,7 @@ class StepPlan:
             backward += [_named(d, labels[call]) for d in call.layer.backward(io)] + adds
 
         self.train = Recorder(device)
-        self.train.upload(self.inputs + self.targets + [self.hyper])
+        self.train.upload(self.inputs + self.targets + [self.hyper, self.step])
         for d in forward + backward:
             self.train.dispatch(d)
         for name, param in store.buffers.items():
@@ -98,7 +106,7 @@ class StepPlan:
 
         self.predict = Recorder(device)
         self.predict.upload(self.inputs)
-        for d in forward:
+        for d in inference:
             self.predict.dispatch(d)
         self.predict.download(self.outputs)
 

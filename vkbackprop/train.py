@@ -37,6 +37,7 @@ class Trainer:
         self.device = device or Device.default()
         model.bind(self.device)
         self.plan = StepPlan(self.device, model, losses, optimizer, self.batch_size)
+        self.steps = 0   # training steps taken; with a layer's seed, it picks that step's random numbers
 
     @property
     def loss(self) -> Loss:
@@ -55,7 +56,9 @@ class Trainer:
         for buf, value in zip(plan.inputs + plan.targets, xs + ys):
             buf.host_view()[...] = value
         plan.hyper.host_view()[...] = hyper
+        plan.step.host_view()[...] = self.steps
         plan.train.sequence.eval()
+        self.steps += 1
         return float(sum(float(b.host_view()[0]) for b in plan.losses))
 
     def predict(self, x):

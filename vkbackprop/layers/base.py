@@ -24,6 +24,8 @@ class LayerIO:
     dy: object = None              # dL/dy, given to backward
     dxs: list = None               # dL/dx per input, written by backward; None entries: not needed
     grads: dict = field(default_factory=dict)    # name -> Buffer, written by backward
+    training: bool = True          # False in the prediction (eval-mode) sequence
+    step: object = None            # uint32[1] device buffer: the training step count (random streams)
 
     def __post_init__(self):
         if self.dxs is None:
@@ -49,6 +51,7 @@ class Module:
 
     in_features: int | None = None   # known input width, if the layer fixes one
     name: str | None = None          # optional prefix of its state_dict keys in a Model
+    differs_in_eval = False          # True if forward depends on io.training (dropout, batch norm)
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Initial host values of the parameters, PyTorch names and shapes."""
