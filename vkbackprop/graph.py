@@ -11,28 +11,35 @@ shares its parameters. `Model` checks the graph when it is built and orders the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 
 class Value:
-    """A (batch, width) activation in a graph."""
+    """An activation in a graph: `shape` per sample (rows are the batch), stored row-major as
+    (batch, width) with width = prod(shape)."""
 
-    def __init__(self, width: int, call: "Call | None" = None, name: str | None = None):
-        self.width, self.call, self.name = width, call, name
+    def __init__(self, shape: tuple, call: "Call | None" = None, name: str | None = None):
+        self.shape, self.call, self.name = tuple(shape), call, name
+        self.width = math.prod(self.shape)
 
     def __repr__(self) -> str:
-        return f"<{self.name or 'value'} width={self.width}>"
+        return f"<{self.name or 'value'} shape={self.shape}>"
 
 
 class Input(Value):
-    """A model input of `width` features per row."""
+    """A model input: `shape` per sample (an int for `shape` features)."""
     _count = 0
 
-    def __init__(self, width: int, name: str | None = None):
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"Input: width must be a positive int, got {width!r}")
+    def __init__(self, shape, name: str | None = None):
+        dims = (shape,) if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool) else shape
+        if (not isinstance(dims, (tuple, list)) or not dims
+                or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims)):
+            raise ValueError(f"Input: shape must be a positive int or a tuple of them, got {shape!r}")
         Input._count += 1
-        super().__init__(width, None, name or f"input{Input._count}")
+        super().__init__(tuple(int(d) for d in dims), None, name or f"input{Input._count}")
 
 
 @dataclass(eq=False)
@@ -58,12 +65,15 @@ def connect(layer, inputs) -> Value:
     if not inputs:
         raise ValueError(f"{layer!r}: called with no inputs")
     try:
-        width = layer.out_features(*(v.width for v in inputs))
+        if hasattr(layer, "output_shape"):     # layers that know per-sample shapes (views)
+            shape = tuple(layer.output_shape(*(v.shape for v in inputs)))
+        else:
+            shape = (layer.out_features(*(v.width for v in inputs)),)
     except ValueError as e:
         sources = ", ".join(_describe_source(v) for v in inputs)
         raise ValueError(f"{layer!r} cannot take the output of {sources}: {e}") from None
     call = Call(layer, tuple(inputs))
-    call.output = Value(width, call)
+    call.output = Value(shape, call)
     return call.output
 
 

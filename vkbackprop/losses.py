@@ -46,7 +46,8 @@ def _loop_cost(program, *loops: int) -> int:
     """Worst-case loop iterations one invocation runs, as lavapipe counts them (device.check_loop):
     one counter for all loops of the invocation, and each loop entered costs its iterations + 1.
     `loops` are the other loops' costs; the fixed-order workgroup sum's loop (log2 of the workgroup
-    size iterations) is added here."""
+    size iterations) is added here. An upper bound: the compiler may drop a loop it can count (a row
+    loop that runs once) and the last loop's final exit does not matter, so lavapipe runs a few more."""
     return sum(loops) + int(math.log2(program.local_size[0])) + 1
 
 

@@ -94,7 +94,7 @@ class Sequential(Model):
         width = next((layer.in_features for layer in layers if layer.in_features is not None), None)
         if width is None:
             raise ValueError("Sequential: the input width is unknown (start it with a layer such as Linear)")
-        x = value = Input(width, name="input")
+        x = value = Input(int(width), name="input")
         for i, layer in enumerate(layers):
             try:
                 value = layer(value)

@@ -54,31 +54,43 @@ class StepPlan:
         self.dloss = buf("dloss", (1,), staged=True)
         device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
 
-        # Device-only: activations, their gradients and the parameter gradients.
+        # Device-only: activations, their gradients and the parameter gradients. A view's output is
+        # its input's buffer ("root"), and so is its gradient: views cost no memory and no dispatch.
+        root = {id(v): v for v in model.inputs}
+        for call in model.calls:
+            view = getattr(call.layer, "is_view", False)
+            root[id(call.output)] = root[id(call.inputs[0])] if view else call.output
+        staged = {id(root[id(v)]) for v in model.outputs}
         values = {id(v): b for v, b in zip(model.inputs, self.inputs)}
         grads = {}
-        output_ids = {id(v) for v in model.outputs}
         labels = self._call_labels(model)
         for call in model.calls:
-            out, label = call.output, labels[call]
-            values[id(out)] = buf(f"{label}.output", (batch, out.width), staged=id(out) in output_ids)
-            grads[id(out)] = buf(f"{label}.output.grad", (batch, out.width))
-        self.outputs = [values[id(v)] for v in model.outputs]
+            out = call.output
+            if root[id(out)] is out:
+                values[id(out)] = buf(f"{labels[call]}.output", (batch, out.width), staged=id(out) in staged)
+                grads[id(out)] = buf(f"{labels[call]}.output.grad", (batch, out.width))
+        for v in model.outputs:      # an output that is (a view of) a model input still gets dL/d(output)
+            r = root[id(v)]
+            if r.call is None and id(r) not in grads:
+                grads[id(r)] = buf(f"{r.name}.grad", (batch, r.width))
+        value_of = lambda v: values[id(root[id(v)])]
+        self.outputs = [value_of(v) for v in model.outputs]
         self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.buffers.items()}
 
         router = GradientRouter(device)
         forward, backward = [], []
         # The base case: each loss hands dL/d(output) to the graph.
         for loss, value, target, loss_buf in zip(losses, model.outputs, self.targets, self.losses):
-            dpred, add = router.target(id(value), grads[id(value)])
-            backward.append(loss.dispatch(device, values[id(value)], target, self.dloss, loss_buf, dpred))
+            r = root[id(value)]
+            dpred, add = router.target(id(r), grads[id(r)])
+            backward.append(loss.dispatch(device, value_of(value), target, self.dloss, loss_buf, dpred))
             backward += [add] if add else []
         # The inductive step, in reverse order: each call is handed dL/dy and returns dL/dx, dL/dparams.
         ios, inference = {}, []
         for call in model.calls:
             params = {n: store.buffers[key] for n, key in model.param_names(call.layer).items()}
-            ios[call] = LayerIO(device, batch, [values[id(v)] for v in call.inputs], values[id(call.output)],
-                                params=params, dy=grads[id(call.output)], step=self.step)
+            ios[call] = LayerIO(device, batch, [value_of(v) for v in call.inputs], value_of(call.output),
+                                params=params, dy=grads.get(id(root[id(call.output)])), step=self.step)
             work = [_named(d, labels[call]) for d in call.layer.forward(ios[call])]
             forward += work
             if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
@@ -86,10 +98,13 @@ class StepPlan:
                 work = [_named(d, labels[call]) for d in call.layer.forward(eval_io)]
             inference += work
         for call in reversed(model.calls):
+            if getattr(call.layer, "is_view", False):
+                continue     # its output gradient already is its input's gradient
             io, adds = ios[call], []
             for i, v in enumerate(call.inputs):
-                if v.call is not None:   # model inputs need no gradient
-                    io.dxs[i], add = router.target(id(v), grads[id(v)])
+                r = root[id(v)]
+                if r.call is not None:   # model inputs need no gradient
+                    io.dxs[i], add = router.target(id(r), grads[id(r)])
                     adds += [add] if add else []
             for n, key in model.param_names(call.layer).items():
                 io.grads[n], add = router.target(key, self.param_grads[key])

@@ -50,7 +50,7 @@ class Linear(Module):
                               {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
                               self.out, self.in_features, io.batch)]
         if self.bias:
-            io.device.check_loop(io.batch, f"linear/backward_bias.comp (batch {io.batch})")
+            io.device.check_loop(io.batch + 1, f"linear/backward_bias.comp (batch {io.batch})")  # +1: the exit
             program = io.device.program("linear/backward_bias.comp")
             work.append(io.device.dispatch(
                 program, {"dy": io.dy, "dbias": io.grads["bias"]},
