@@ -8,7 +8,9 @@ from .device import Device, list_devices
 from .layers.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Module
 from .layers.linear import Linear
-from .layers.structure import Add
+from .layers.structure import Add, Concat
+from .layers.dropout import Dropout
+from .layers.view import Flatten, Identity, Reshape
 from .layers.softmax import LogSoftmax, Softmax
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 from .graph import Input
@@ -20,6 +22,6 @@ from .train import Trainer
 
 __all__ = ["Device", "list_devices", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax",
-           "Sequential", "Model", "Input", "Add", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
+           "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
            "SGD", "Trainer", "manual_seed", "ShaderError"]
 __version__ = "0.1.0"

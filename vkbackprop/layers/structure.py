@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from .activation import elementwise
 from .base import LayerIO, Module
 
@@ -29,3 +31,40 @@ class Add(Module):
     def backward(self, io: LayerIO) -> list:
         return [elementwise(io.device, "add/backward.comp", {"dy": io.dy, "dx": dx}, io.y.size)
                 for dx in io.dxs if dx is not None]
+
+
+class Concat(Module):
+    """y = torch.cat([x_1, ..., x_n], dim=-1): n >= 2 inputs of any widths, joined along the
+    features (dim -1 or 1); the output width is the sum. Each input is copied into its column
+    slice of y (one dispatch per input); each input's gradient is its slice of dy."""
+
+    def __init__(self, dim: int = -1):
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or int(dim) not in (-1, 1):
+            raise ValueError(f"Concat: dim must be -1 or 1 (the features), got {dim!r}")
+        self.dim = int(dim)
+
+    def __repr__(self) -> str:
+        return f"Concat(dim={self.dim})"
+
+    def out_features(self, *in_features: int) -> int:
+        if len(in_features) < 2:
+            raise ValueError(f"Concat takes at least 2 inputs, got {len(in_features)}")
+        return sum(in_features)
+
+    @staticmethod
+    def _slices(io: LayerIO):
+        """(index, width, column offset) of each input; widths from the buffers, so one Concat
+        object called on inputs of different widths is fine."""
+        out_width, offset = io.y.shape[1], 0
+        for k, x in enumerate(io.xs):
+            width = x.shape[1]
+            yield k, {"NUMEL": io.batch * width, "WIDTH": width, "OUT_WIDTH": out_width, "OFFSET": offset}
+            offset += width
+
+    def forward(self, io: LayerIO) -> list:
+        return [elementwise(io.device, "concat/forward.comp", {"x": io.xs[k], "y": io.y}, c["NUMEL"], c)
+                for k, c in self._slices(io)]
+
+    def backward(self, io: LayerIO) -> list:
+        return [elementwise(io.device, "concat/backward.comp", {"dy": io.dy, "dx": io.dxs[k]}, c["NUMEL"], c)
+                for k, c in self._slices(io) if io.dxs[k] is not None]
