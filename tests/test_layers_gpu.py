@@ -3,6 +3,7 @@ and sizes that are not multiples of any tile; upstream gradients are random."""
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,6 +45,16 @@ def test_linear(device, batch, fan_in, fan_out, bias, seed):
     else:
         assert set(grads) == {"weight"}
 
+    # PyTorch autograd as a second, independent oracle.
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    ty = torch.nn.functional.linear(tx, t["weight"], t.get("bias"))
+    ty.backward(torch.tensor(dy, dtype=torch.float64))
+    assert_close(y, ty.detach().numpy(), fan_in, "y vs torch")
+    assert_close(dx, tx.grad.numpy(), fan_out, "dx vs torch")
+    for k in params:
+        assert_close(grads[k], t[k].grad.numpy(), batch, f"d{k} vs torch")
+
 
 @SETTINGS
 @given(batch=SIZES, width=SIZES, seed=st.integers(0, 2**31))
@@ -56,6 +67,11 @@ def test_relu(device, batch, width, seed):
     np.testing.assert_array_equal(y, ref.relu_forward(x))
     np.testing.assert_array_equal(dx, ref.relu_backward(x, dy))
     assert grads == {}
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).backward(torch.tensor(dy))
+    np.testing.assert_array_equal(dx, tx.grad.numpy())
+    second = run_layer(device, vb.ReLU(), x, {}, dy)
+    np.testing.assert_array_equal(second[1], dx)
 
 
 def run_loss(device, loss, pred, target, dloss):
@@ -127,3 +143,20 @@ def test_checker_can_fail():
     want = np.linspace(-3, 3, 50).reshape(5, 10)
     with pytest.raises(AssertionError, match="worst at"):
         assert_close((want * 1.001).astype(np.float32), want, 10, "dx")
+
+
+@pytest.mark.parametrize("make", [lambda: vb.Linear(13, 7), vb.ReLU, lambda: vb.LeakyReLU(0.1), vb.Sigmoid, vb.Tanh,
+                                  vb.GELU, lambda: vb.GELU("tanh"), vb.Softmax, vb.LogSoftmax],
+                         ids=["Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "GELU-tanh", "Softmax",
+                              "LogSoftmax"])
+def test_every_layer_runs_backward_twice_with_identical_bits(device, rng, make):
+    layer = make()
+    width = layer.in_features or 13
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
+    x = rng.standard_normal((11, width)).astype(np.float32)
+    dy = rng.standard_normal((11, layer.out_features(width))).astype(np.float32)
+    first, second = run_layer(device, layer, x, params, dy), run_layer(device, layer, x, params, dy)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    for name in params:
+        np.testing.assert_array_equal(first[2][name], second[2][name])
