@@ -19,9 +19,10 @@ from .optim import SGD
 from .random import manual_seed
 from .shaders import ShaderError
 from .train import Trainer
+from .gradcheck import gradcheck   # shadows the submodule name: import helpers from vkbackprop.gradcheck
 
 __all__ = ["Device", "list_devices", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax",
            "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
-           "SGD", "Trainer", "manual_seed", "ShaderError"]
+           "SGD", "Trainer", "manual_seed", "ShaderError", "gradcheck"]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Command line: `vkbackprop devices` (each Vulkan device with its limits), `vkbackprop demo`."""
+"""Command line: `vkbackprop devices` (each Vulkan device with its limits), `vkbackprop demo`,
+`vkbackprop gradcheck --all` (or `vkbackprop gradcheck Linear GELU ...`)."""
 
 from __future__ import annotations
 
@@ -33,11 +34,35 @@ def demo(_args) -> int:
     return main()
 
 
+def gradcheck(args) -> int:
+    from .gradcheck import check_all, format_table
+    if not args.all and not args.layers:
+        print("vkbackprop gradcheck: name layers or losses (e.g. Linear GELU), or use --all", file=sys.stderr)
+        return 2
+    try:
+        rows = check_all(None if args.all else args.layers, batch=args.batch, seed=args.seed)
+    except ValueError as e:
+        print(f"vkbackprop gradcheck: {e}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    failed = sum(r.failed for r in rows)
+    missing = sum(r.status == "not registered" for r in rows)
+    print(f"\n{len(rows) - failed - missing} passed, {failed} failed, {missing} not registered")
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="vkbackprop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("devices", help="list Vulkan devices and their limits").set_defaults(run=devices)
     sub.add_parser("demo", help="train an MLP on the 8x8 digits").set_defaults(run=demo)
+    check = sub.add_parser("gradcheck", help="each layer's GPU forward/backward vs the float64 reference, "
+                                             "and the reference vs finite differences")
+    check.add_argument("layers", nargs="*", help="layer or loss class names (case-insensitive)")
+    check.add_argument("--all", action="store_true", help="every exported layer and loss")
+    check.add_argument("--batch", type=int, default=4, help="rows per example (default 4)")
+    check.add_argument("--seed", type=int, default=0, help="seed of inputs and upstream gradients (default 0)")
+    check.set_defaults(run=gradcheck)
     args = parser.parse_args(argv)
     return args.run(args)
 
