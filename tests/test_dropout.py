@@ -12,36 +12,16 @@ from hypothesis import strategies as st
 
 import vkbackprop as vb
 from vkbackprop.layers.base import LayerIO
+from vkbackprop.reference.dropout import M32, bits, keep_mask, mix
 from vkbackprop.schedule import Recorder
 from test_schedule import check_barriers_exact
 
 F = torch.nn.functional
 SIZES = st.sampled_from([1, 2, 3, 5, 7, 13, 31, 64, 65, 97, 257])
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-M32 = 0xFFFFFFFF
 
 
-# --- the oracle: shaders/dropout/random.glsl in NumPy ----------------------------------------
-def mix(x):
-    """lowbias32 on uint32 words, computed in uint64 with explicit wrap-around."""
-    x = np.asarray(x, dtype=np.uint64) & M32
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & M32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & M32
-    return x ^ (x >> 16)
-
-
-def bits(seed: int, step: int, index):
-    key = mix((seed & M32) ^ mix(((seed >> 32) + 0x9E3779B9) & M32))
-    stream = mix(key ^ mix((step + 0x632BE5AB) & M32))
-    return mix(stream ^ mix(index))
-
-
-def keep_mask(seed: int, step: int, shape, p: float) -> np.ndarray:
-    """float64 1.0 where the element at that row-major index survives, 0.0 where it is dropped."""
-    index = np.arange(math.prod(shape), dtype=np.uint64)
-    return (bits(seed, step, index) >= math.floor(p * 2**32)).astype(np.float64).reshape(shape)
+# --- the oracle: shaders/dropout/random.glsl in NumPy (vkbackprop.reference.dropout) --------
 
 
 def test_oracle_matches_a_scalar_python_lowbias32():

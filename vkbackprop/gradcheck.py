@@ -395,6 +395,7 @@ def _register_builtins():
     from .layers.linear import Linear
     from .layers.softmax import LogSoftmax, Softmax
     from .layers.structure import Add, Concat
+    from .layers.dropout import Dropout
     from .layers.view import Flatten, Identity, Reshape
     from .losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 
@@ -428,6 +429,11 @@ def _register_builtins():
             np.split(np.asarray(dy, np.float64), np.cumsum([np.shape(x)[1] for x in xs])[:-1], axis=1), {}),
         examples=[Example(Concat, (3, 5)), Example(lambda: Concat(dim=1), (2, 4, 1))],
         widths=lambda layer: (3, 5), lengths=_elementwise_lengths))
+    register(Dropout, LayerSpec(   # training mode at step 0 (run_layer's step buffer holds 0)
+        forward=lambda layer, xs, p: ref.dropout_forward(xs[0], layer.seed, 0, layer.p),
+        backward=lambda layer, xs, p, dy: ([ref.dropout_backward(dy, layer.seed, 0, layer.p)], {}),
+        examples=[Example(lambda: Dropout(0.3, seed=7)), Example(lambda: Dropout(0.0, seed=1))],
+        widths=lambda layer: (9,), lengths=_elementwise_lengths))
     register(Identity, _identity_spec([Example(Identity)]))
     register(Flatten, _identity_spec([Example(Flatten)]))
     register(Reshape, _identity_spec([Example(lambda: Reshape(2, -1))]))

@@ -1,5 +1,7 @@
 """Float64 NumPy reference implementations used as the test oracle for the Vulkan kernels."""
 
+from .dropout import dropout_backward, dropout_forward, keep_mask
+
 from .layers import (
     bce_with_logits_backward,
     bce_with_logits_forward,
@@ -31,7 +33,7 @@ from .layers import (
     tanh_forward,
 )
 
-__all__ = [
+__all__ = ["dropout_backward", "dropout_forward", "keep_mask", 
     "bce_with_logits_backward",
     "bce_with_logits_forward",
     "cross_entropy_backward",
