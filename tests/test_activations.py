@@ -31,6 +31,7 @@ from vkbackprop import reference as ref
 from vkbackprop.gradcheck import run_layer
 from vkbackprop.schedule import Recorder
 from vkbackprop.shaders import compile_shader, shader_root
+from oracles import assert_close, check_step_against_twin, torch_autograd, torch_twin
 
 RTOL, ATOL = 5e-7, 3e-7
 SIZES = st.sampled_from([1, 2, 3, 7, 13, 64, 257])
@@ -65,14 +66,10 @@ CASES = {
 ALL = pytest.mark.parametrize("name", list(CASES))
 
 
-def assert_close(got, want, scale, what: str):
-    """|got - want| <= RTOL |want| + ATOL scale, elementwise; got and want both finite."""
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert np.isfinite(got).all(), f"{what}: non-finite values at {np.argwhere(~np.isfinite(got))[:5].tolist()}"
-    excess = np.abs(got - want) - (RTOL * np.abs(want) + ATOL * np.asarray(scale, np.float64))
-    worst = np.unravel_index(np.argmax(excess), excess.shape)
-    assert excess.max() <= 0, (f"{what}: worst at {worst}: expected {want[worst]!r}, got {got[worst]!r} "
-                               f"(error {abs(got[worst] - want[worst]):.3e})")
+def assert_fp32_close(got, want, scale, what: str):
+    """|got - want| <= RTOL |want| + ATOL scale, elementwise (oracles.assert_close: got finite)."""
+    want = np.asarray(want, np.float64)
+    assert_close(got, want, RTOL * np.abs(want) + ATOL * np.asarray(scale, np.float64), what)
 
 
 def draw_inputs(rng, shape):
@@ -87,10 +84,7 @@ def draw_inputs(rng, shape):
 
 def torch_oracle(case: Case, x, dy):
     """PyTorch autograd in float64: (y, dL/dx) for upstream gradient dy."""
-    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    yt = case.torch_module()(xt)
-    yt.backward(torch.tensor(dy, dtype=torch.float64))
-    return yt.detach().numpy(), xt.grad.numpy()
+    return torch_autograd(case.torch_module(), x, dy)
 
 
 # --- the oracle itself ----------------------------------------------------------------------------
@@ -126,8 +120,8 @@ def test_gpu_matches_reference(device, name, batch, width, seed):
     dy = rng.standard_normal((batch, width)).astype(np.float32)
     y, dx, grads = run_layer(device, case.make(), x, {}, dy)
     assert grads == {}
-    assert_close(y, case.forward(x), 1.0, "y")
-    assert_close(dx, case.backward(x, dy), np.abs(dy), "dx")
+    assert_fp32_close(y, case.forward(x), 1.0, "y")
+    assert_fp32_close(dx, case.backward(x, dy), np.abs(dy), "dx")
 
 
 @ALL
@@ -140,8 +134,8 @@ def test_gpu_matches_torch_autograd(device, name, batch, width, seed):
     dy = rng.standard_normal((batch, width)).astype(np.float32)
     y, dx, _ = run_layer(device, case.make(), x, {}, dy)
     want_y, want_dx = torch_oracle(case, x, dy)
-    assert_close(y, want_y, 1.0, "y")
-    assert_close(dx, want_dx, np.abs(dy), "dx")
+    assert_fp32_close(y, want_y, 1.0, "y")
+    assert_fp32_close(dx, want_dx, np.abs(dy), "dx")
 
 
 EXTREMES = [0.0, -0.0, 1e-30, -1e-30, 1.0, -1.0, 10.0, -10.0, 100.0, -100.0, 1e4, -1e4, 1e30, -1e30]
@@ -155,11 +149,11 @@ def test_extreme_inputs_are_finite_and_correct(device, name, rng):
     x = np.array([EXTREMES + ([] if unbounded else [3.4e38, -3.4e38])], np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     y, dx, _ = run_layer(device, layer, x, {}, dy)
-    assert_close(y, case.forward(x), 1.0, "y")
-    assert_close(dx, case.backward(x, dy), np.abs(dy), "dx")
+    assert_fp32_close(y, case.forward(x), 1.0, "y")
+    assert_fp32_close(dx, case.backward(x, dy), np.abs(dy), "dx")
     want_y, want_dx = torch_oracle(case, x, dy)
-    assert_close(y, want_y, 1.0, "y vs torch")
-    assert_close(dx, want_dx, np.abs(dy), "dx vs torch")
+    assert_fp32_close(y, want_y, 1.0, "y vs torch")
+    assert_fp32_close(dx, want_dx, np.abs(dy), "dx vs torch")
 
     at = {v: i for i, v in reversed(list(enumerate(EXTREMES)))}   # +0.0 and -0.0 are one key: index 0
     neg0 = 1
@@ -193,7 +187,7 @@ def test_first_layer_without_input_gradient(device, name, rng):
     x = draw_inputs(rng, (7, 13))
     y, dx, _ = run_layer(device, case.make(), x, {}, rng.standard_normal((7, 13)).astype(np.float32), need_dx=False)
     assert dx is None
-    assert_close(y, case.forward(x), 1.0, "y")
+    assert_fp32_close(y, case.forward(x), 1.0, "y")
 
 
 # --- the special functions of shaders/common/erf.glsl on dense grids ------------------------------
@@ -260,10 +254,6 @@ def test_special_functions_are_float32_accurate(device, tmp_path, func):
 
 
 # --- layers as parts of a model -------------------------------------------------------------------
-def rel_err(got, want) -> float:
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
-
-
 @ALL
 @pytest.mark.parametrize("loss_name", ["mse", "cross_entropy"])
 def test_one_sgd_step_matches_pytorch(device, rng, name, loss_name):
@@ -276,23 +266,13 @@ def test_one_sgd_step_matches_pytorch(device, rng, name, loss_name):
     x = (3 * rng.standard_normal((batch, 5))).astype(np.float32)   # pre-activations well into the curved part
     y = rng.standard_normal((batch, 3)).astype(np.float32) if loss_name == "mse" else rng.integers(0, 3, batch)
 
-    reference = torch.nn.Sequential(torch.nn.Linear(5, 7), case.torch_module(), torch.nn.Linear(7, 3))
-    reference.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    reference = torch_twin(torch.nn.Sequential(torch.nn.Linear(5, 7), case.torch_module(), torch.nn.Linear(7, 3)),
+                           model)
     out = reference(torch.from_numpy(x))
     target = torch.from_numpy(y)
     want_loss = (torch.nn.functional.mse_loss(out, target) if loss_name == "mse"
                  else torch.nn.functional.cross_entropy(out, target))
-    want_loss.backward()
-    torch.optim.SGD(reference.parameters(), lr=lr).step()
-
-    got_loss = trainer.step(x, y)
-    assert abs(got_loss - want_loss.item()) <= 1e-4 * abs(want_loss.item())
-    grads = trainer.gradients()
-    for pname, p in reference.named_parameters():
-        assert rel_err(grads[pname], p.grad.numpy()) <= 1e-4, pname
-    updated = model.state_dict()
-    for pname, value in reference.state_dict().items():
-        assert rel_err(updated[pname], value.numpy()) <= 1e-4, pname
+    check_step_against_twin(trainer, x, y, reference, want_loss)
     assert repr(model) == repr(reference)
 
 
@@ -342,5 +322,5 @@ def test_checker_can_fail():
     and accepts 1e-7."""
     want = np.linspace(-3, 3, 50)
     with pytest.raises(AssertionError, match="worst at"):
-        assert_close(want * (1 + 1e-6), want, 1.0, "y")
-    assert_close(want * (1 + 1e-7), want, 1.0, "y")
+        assert_fp32_close(want * (1 + 1e-6), want, 1.0, "y")
+    assert_fp32_close(want * (1 + 1e-7), want, 1.0, "y")

@@ -6,11 +6,9 @@ before and after, and the next valid step gives exactly the loss, parameters and
 same step gives on a fresh identical twin (same manual_seed, same load_state_dict).
 """
 
-import contextlib
 import math
 import re
 from collections import OrderedDict
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ import torch
 from torch import nn
 
 import vkbackprop as vb
-from vkbackprop import device as device_module
+from oracles import assert_bitwise_equal, no_gpu_work, with_value
 
 SEED = 4321
 IN, HIDDEN, BATCH, LR = 6, 8, 5, 0.1
@@ -48,30 +46,6 @@ def valid_batch(kind, seed=7):
     else:
         y = rng.standard_normal((BATCH, OUT[kind])).astype(np.float32)
     return x, y
-
-
-def assert_bitwise_equal(a: dict, b: dict):
-    assert list(a) == list(b)
-    for k in a:
-        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
-        assert a[k].tobytes() == b[k].tobytes(), f"{k} changed"
-
-
-def _forbidden(what):
-    def fail(*args, **kwargs):
-        raise AssertionError(f"GPU work ({what}) during a call that should have been rejected first")
-    return fail
-
-
-@contextlib.contextmanager
-def no_gpu_work():
-    """Fail if the wrapped call allocates, uploads, downloads or submits anything."""
-    with contextlib.ExitStack() as stack:
-        for owner, name in [(vb.Device, "buffer"), (vb.Device, "write"), (vb.Device, "read"),
-                            (vb.Device, "sequence"), (vb.Device, "dispatch"),
-                            (device_module.Sequence, "eval"), (device_module.Sequence, "eval_async")]:
-            stack.enter_context(mock.patch.object(owner, name, _forbidden(f"{owner.__name__}.{name}")))
-        yield
 
 
 class Case:
@@ -120,12 +94,6 @@ def assert_rejected(case, call, match):
     assert_bitwise_equal(trainer.model.state_dict(), case.expected_state)
     assert_bitwise_equal(trainer.gradients(), case.expected_grads)
     return info.value
-
-
-def with_value(array, index, value, dtype=None):
-    array = array.astype(dtype or array.dtype, copy=True)
-    array[index] = value
-    return array
 
 
 # --- x: shape, dtype, values (step, both losses) ----------------------------------------------

@@ -14,7 +14,7 @@ import vkbackprop as vb
 from vkbackprop.layers.base import LayerIO
 from vkbackprop.reference.dropout import M32, bits, keep_mask, mix
 from vkbackprop.schedule import Recorder
-from test_schedule import check_barriers_exact
+from oracles import check_barriers_exact, check_sgd_step, lin, torch_params
 
 F = torch.nn.functional
 SIZES = st.sampled_from([1, 2, 3, 5, 7, 13, 31, 64, 65, 97, 257])
@@ -159,36 +159,6 @@ def test_predict_is_the_model_without_dropout(device, rng):
 
 
 # --- training steps vs PyTorch ---------------------------------------------------------------
-def rel_err(got, want) -> float:
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
-
-
-def torch_params(model):
-    return {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in model.state_dict().items()}
-
-
-def lin(p, name, x):
-    return F.linear(x, p[f"{name}.weight"], p.get(f"{name}.bias"))
-
-
-def check_step(trainer, model, x, y, torch_loss, lr):
-    """One SGD step in vkbackprop vs the same step in PyTorch float64 autograd (copied from
-    test_graph.check_step, with the trainer made by the caller so several steps can be taken)."""
-    p = torch_params(model)
-    want = torch_loss(p, torch.tensor(x, dtype=torch.float64))
-    want.backward()
-    got = trainer.step(x, y)
-    assert abs(got - want.item()) <= 1e-4 * abs(want.item())
-    grads = trainer.gradients()
-    for k, t in p.items():
-        assert rel_err(grads[k], t.grad.numpy()) <= 1e-4, k
-    updated = model.state_dict()
-    for k, t in p.items():
-        assert rel_err(updated[k], (t - lr * t.grad).detach().numpy()) <= 1e-4, k
-    check_barriers_exact(trainer.plan.train.log)
-    return got
-
-
 def test_training_steps_match_torch_with_our_mask(device, rng):
     vb.manual_seed(6)
     p_drop, seed, lr, batch = 0.4, 2**40 + 17, 0.1, 9
@@ -200,10 +170,10 @@ def test_training_steps_match_torch_with_our_mask(device, rng):
         mask = torch.tensor(keep_mask(seed, step, (batch, 16), p_drop))
         return lambda p, xt: F.cross_entropy(lin(p, "3", F.relu(lin(p, "0", xt)) * mask / (1 - p_drop)),
                                              torch.tensor(y))
-    check_step(trainer, model, x, y, reference(0), lr)
+    check_sgd_step(trainer, x, y, reference(0))
     with torch.no_grad():   # step 1 with step 0's mask: what a generator that ignored the step would give
         stale = reference(0)(torch_params(model), torch.tensor(x)).item()
-    got = check_step(trainer, model, x, y, reference(1), lr)
+    got = check_sgd_step(trainer, x, y, reference(1))
     assert (keep_mask(seed, 0, (batch, 16), p_drop) != keep_mask(seed, 1, (batch, 16), p_drop)).any()
     assert abs(got - stale) > 1e-3 * abs(stale)
     names = [w.name for k, w in trainer.plan.train.log if k == "dispatch"]

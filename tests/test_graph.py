@@ -6,41 +6,9 @@ import pytest
 import torch
 
 import vkbackprop as vb
-from test_schedule import check_barriers_exact
+from oracles import check_step, lin
 
 F = torch.nn.functional
-
-
-def rel_err(got, want) -> float:
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
-
-
-def torch_params(model):
-    """The model's parameters as float64 leaf tensors, by state_dict key."""
-    return {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in model.state_dict().items()}
-
-
-def lin(p, name, x):
-    return F.linear(x, p[f"{name}.weight"], p.get(f"{name}.bias"))
-
-
-def check_step(model, losses, x, y, torch_loss, device, lr=0.1, batch=None):
-    """One SGD step in vkbackprop vs the same step written directly in PyTorch (float64 autograd)."""
-    p = torch_params(model)
-    xs = [torch.tensor(a, dtype=torch.float64) for a in (x if isinstance(x, list) else [x])]
-    want = torch_loss(p, *xs)
-    want.backward()
-    trainer = vb.Trainer(model, losses, vb.SGD(lr=lr), batch or len(xs[0]), device=device)
-    got = trainer.step(x, y)
-    assert abs(got - want.item()) <= 1e-4 * abs(want.item())
-    grads = trainer.gradients()
-    for k, t in p.items():
-        assert rel_err(grads[k], t.grad.numpy()) <= 1e-4, k
-    updated = model.state_dict()
-    for k, t in p.items():
-        assert rel_err(updated[k], (t - lr * t.grad).detach().numpy()) <= 1e-4, k
-    check_barriers_exact(trainer.plan.train.log)
-    return trainer
 
 
 def test_value_feeding_three_consumers(device, rng):

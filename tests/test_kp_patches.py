@@ -27,12 +27,10 @@ import numpy as np
 import pytest
 
 from vkbackprop import validation
+from kp_support.kp_sequences import A, EMPTY, raw_after_write, timestamped_runs
 
 SUPPORT = Path(__file__).parent / "kp_support"
 CHILD = SUPPORT / "child.py"
-N = 256  # elements in the small test tensors (child.py uses the same size and input)
-A = (np.arange(N, dtype=np.float32) - 100.0) * 0.25
-EMPTY = np.zeros(0, np.uint32)
 RAW_HAZARD = "SYNC-HAZARD-READ-AFTER-WRITE"
 
 
@@ -193,21 +191,11 @@ def test_memory_barrier_binding_takes_int_masks(mgr):
 
 def test_memory_barrier_between_dependent_dispatches(mgr, spirv):
     # b = 2a + 1, barrier, c = 3b: the second dispatch reads what the first wrote.
-    a = mgr.tensor_t(A.copy())
-    b = mgr.tensor_t(np.zeros(N, np.float32))
-    c = mgr.tensor_t(np.zeros(N, np.float32))
-    first = mgr.algorithm([a, b], spirv["double"].read_bytes(), [N // 64, 1, 1], EMPTY, EMPTY)
-    second = mgr.algorithm([b, c], spirv["triple"].read_bytes(), [N // 64, 1, 1], EMPTY, EMPTY)
     acc, st = kp.AccessFlagBits, kp.PipelineStageFlagBits
-    seq = mgr.sequence()
-    seq.record(kp.OpTensorSyncDevice([a]))
-    seq.record(kp.OpAlgoDispatch(first))
-    seq.record(kp.OpMemoryBarrier([b], int(acc.shader_write), int(acc.shader_read),
-                                  int(st.compute_shader), int(st.compute_shader), True))
-    seq.record(kp.OpAlgoDispatch(second))
-    seq.record(kp.OpTensorSyncLocal([c]))
-    seq.eval()
-    np.testing.assert_array_equal(c.data(), 3 * (2 * A + 1))
+    c = raw_after_write(mgr, spirv["double"].read_bytes(), spirv["triple"].read_bytes(),
+                        lambda b: kp.OpMemoryBarrier([b], int(acc.shader_write), int(acc.shader_read),
+                                                     int(st.compute_shader), int(st.compute_shader), True))
+    np.testing.assert_array_equal(c, 3 * (2 * A + 1))
 
 
 def test_memory_barrier_removes_sync_hazard(spirv, tmp_path):
@@ -389,23 +377,13 @@ def test_list_devices_match_vulkaninfo(mgr, vulkaninfo_devices):
 # --- 0006: timestamps ---------------------------------------------------------------------------------
 
 def test_timestamps_two_evals(mgr, spirv):
-    a = mgr.tensor_t(A.copy())
-    b = mgr.tensor_t(np.zeros(N, np.float32))
-    algo = mgr.algorithm([a, b], spirv["double"].read_bytes(), [N // 64, 1, 1], EMPTY, EMPTY)
-    seq = mgr.sequence(total_timestamps=8)
-    seq.record(kp.OpTensorSyncDevice([a]))
-    seq.record(kp.OpAlgoDispatch(algo))
-    seq.record(kp.OpTensorSyncLocal([b]))
-    runs = []
-    for _ in range(2):
-        seq.eval()
-        runs.append(seq.get_timestamps())
+    runs, b = timestamped_runs(mgr, spirv["double"].read_bytes())
     for stamps in runs:
         assert len(stamps) == 4  # one at the start, one after each of the three operations
         assert all(x <= y for x, y in zip(stamps, stamps[1:])), stamps
     # The second submission rewrote the queries: its stamps are not the first run's.
     assert runs[1][0] >= runs[0][-1], runs
-    np.testing.assert_array_equal(b.data(), 2 * A + 1)
+    np.testing.assert_array_equal(b, 2 * A + 1)
 
 
 def test_timestamps_no_validation_errors(spirv, tmp_path):

@@ -9,20 +9,17 @@ from hypothesis import strategies as st
 
 import vkbackprop as vb
 from vkbackprop import reference as ref
-from vkbackprop.gradcheck import run_layer
-from vkbackprop.schedule import Recorder
+from vkbackprop.gradcheck import run_layer, run_loss
+from oracles import assert_close
 
 SIZES = st.sampled_from([1, 2, 3, 5, 7, 13, 31, 64, 65, 97, 257])
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def assert_close(got, want, k: int, what: str):
+def assert_sum_close(got, want, k: int, what: str):
     """fp32 vs float64: the error of a k-term sum grows like sqrt(k) times the magnitude of its terms."""
     scale = max(1.0, float(np.abs(want).max()))
-    tol = 2e-6 * np.sqrt(k + 1) * scale
-    err = np.abs(got - want)
-    worst = np.unravel_index(np.argmax(err), err.shape)
-    assert err.max() <= tol, f"{what}: worst at {worst}: expected {want[worst]!r}, got {got[worst]!r} (tol {tol:.2e})"
+    assert_close(got, want, 2e-6 * np.sqrt(k + 1) * scale, what)
 
 
 @SETTINGS
@@ -36,12 +33,12 @@ def test_linear(device, batch, fan_in, fan_out, bias, seed):
 
     y, dx, grads = run_layer(device, layer, x, params, dy)
 
-    assert_close(y, ref.linear_forward(x, params["weight"], params.get("bias")), fan_in, "y")
+    assert_sum_close(y, ref.linear_forward(x, params["weight"], params.get("bias")), fan_in, "y")
     rdx, rdw, rdb = ref.linear_backward(x, params["weight"], dy, has_bias=bias)
-    assert_close(dx, rdx, fan_out, "dx")
-    assert_close(grads["weight"], rdw, batch, "dweight")
+    assert_sum_close(dx, rdx, fan_out, "dx")
+    assert_sum_close(grads["weight"], rdw, batch, "dweight")
     if bias:
-        assert_close(grads["bias"], rdb, batch, "dbias")
+        assert_sum_close(grads["bias"], rdb, batch, "dbias")
     else:
         assert set(grads) == {"weight"}
 
@@ -50,10 +47,10 @@ def test_linear(device, batch, fan_in, fan_out, bias, seed):
     tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     ty = torch.nn.functional.linear(tx, t["weight"], t.get("bias"))
     ty.backward(torch.tensor(dy, dtype=torch.float64))
-    assert_close(y, ty.detach().numpy(), fan_in, "y vs torch")
-    assert_close(dx, tx.grad.numpy(), fan_out, "dx vs torch")
+    assert_sum_close(y, ty.detach().numpy(), fan_in, "y vs torch")
+    assert_sum_close(dx, tx.grad.numpy(), fan_out, "dx vs torch")
     for k in params:
-        assert_close(grads[k], t[k].grad.numpy(), batch, f"d{k} vs torch")
+        assert_sum_close(grads[k], t[k].grad.numpy(), batch, f"d{k} vs torch")
 
 
 @SETTINGS
@@ -74,23 +71,6 @@ def test_relu(device, batch, width, seed):
     np.testing.assert_array_equal(second[1], dx)
 
 
-def run_loss(device, loss, pred, target, dloss):
-    """The fused loss dispatch alone: returns (loss, dL/dpred) for upstream gradient dloss."""
-    batch, width = pred.shape
-    bufs = {name: device.buffer(name, shape, dtype, staged=True) for name, shape, dtype in [
-        ("pred", pred.shape, np.float32), ("target", loss.target_shape(batch, width), loss.target_dtype),
-        ("dloss", (1,), np.float32), ("loss", (1,), np.float32), ("dpred", pred.shape, np.float32)]}
-    bufs["pred"].host_view()[...] = pred
-    bufs["target"].host_view()[...] = target
-    bufs["dloss"].host_view()[...] = dloss
-    rec = Recorder(device)
-    rec.upload([bufs["pred"], bufs["target"], bufs["dloss"]])
-    rec.dispatch(loss.dispatch(device, bufs["pred"], bufs["target"], bufs["dloss"], bufs["loss"], bufs["dpred"]))
-    rec.download([bufs["loss"], bufs["dpred"]])
-    rec.sequence.eval()
-    return float(bufs["loss"].host_view()[0]), bufs["dpred"].host_view().copy()
-
-
 @SETTINGS
 @given(batch=st.sampled_from([1, 2, 7, 64, 255, 256, 257, 600]), classes=st.sampled_from([1, 2, 3, 10, 37]),
        seed=st.integers(0, 2**31))
@@ -102,7 +82,7 @@ def test_cross_entropy(device, batch, classes, seed):
     loss, dlogits = run_loss(device, vb.CrossEntropyLoss(), logits, labels, dloss)
     want = ref.cross_entropy_forward(logits, labels)
     assert abs(loss - want) <= 1e-5 * max(1.0, abs(want)), (loss, want)
-    assert_close(dlogits, ref.cross_entropy_backward(logits, labels, dloss), classes, "dlogits")
+    assert_sum_close(dlogits, ref.cross_entropy_backward(logits, labels, dloss), classes, "dlogits")
 
 
 def test_cross_entropy_is_stable_for_huge_logits(device):
@@ -111,7 +91,7 @@ def test_cross_entropy_is_stable_for_huge_logits(device):
     loss, dlogits = run_loss(device, vb.CrossEntropyLoss(), logits, labels, 1.0)
     assert np.isfinite(loss) and np.isfinite(dlogits).all()
     assert abs(loss - ref.cross_entropy_forward(logits, labels)) < 1e-3
-    assert_close(dlogits, ref.cross_entropy_backward(logits, labels), 3, "dlogits")
+    assert_sum_close(dlogits, ref.cross_entropy_backward(logits, labels), 3, "dlogits")
 
 
 @SETTINGS
@@ -124,7 +104,7 @@ def test_mse(device, batch, width, seed):
     loss, dpred = run_loss(device, vb.MSELoss(), pred, target, dloss)
     want = ref.mse_forward(pred, target)
     assert abs(loss - want) <= 1e-5 * max(1.0, want), (loss, want)
-    assert_close(dpred, ref.mse_backward(pred, target, dloss), 1, "dpred")
+    assert_sum_close(dpred, ref.mse_backward(pred, target, dloss), 1, "dpred")
 
 
 def test_backward_twice_gives_identical_bits(device, rng):
@@ -142,7 +122,7 @@ def test_checker_can_fail():
     """Negative control: the comparison used above rejects a 0.1% error on a gradient."""
     want = np.linspace(-3, 3, 50).reshape(5, 10)
     with pytest.raises(AssertionError, match="worst at"):
-        assert_close((want * 1.001).astype(np.float32), want, 10, "dx")
+        assert_sum_close((want * 1.001).astype(np.float32), want, 10, "dx")
 
 
 @pytest.mark.parametrize("make", [lambda: vb.Linear(13, 7), vb.ReLU, lambda: vb.LeakyReLU(0.1), vb.Sigmoid, vb.Tanh,

@@ -7,11 +7,9 @@ one PyTorch SGD step. Shapes include 1 and primes; the upstream gradient dloss i
 logits of +-1e4, sum vs mean, bit-reproducibility, lavapipe's loop limit, and bad arguments or
 targets rejected with a ValueError before any GPU work."""
 
-import contextlib
 import math
 import types
 import warnings
-from collections import OrderedDict
 from unittest import mock
 
 import numpy as np
@@ -22,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vkbackprop as vb
-from vkbackprop import device as device_module
 from vkbackprop import reference as ref
-from vkbackprop.schedule import Recorder
+from vkbackprop.gradcheck import run_loss
+from oracles import assert_close, check_step_against_twin, no_gpu_work, torch_twin, with_value
 
 U = 2.0 ** -24   # fp32 unit roundoff
 BATCHES = st.sampled_from([1, 2, 3, 5, 7, 13, 31, 64, 257, 600])
@@ -189,32 +187,7 @@ def assert_grad_close(got, want, mags, unit, classes, what="dpred"):
     """Each entry is a few roundings of values of size `mags` (a softmax entry: C more), times unit =
     |dloss| / divisor; entries far below the largest are held to 5e-8 of it (exp's error grows with
     its argument, and it only matters for tiny probabilities)."""
-    assert np.isfinite(got).all(), f"{what}: non-finite entries"
-    tol = abs(unit) * (4 * U * (classes + 8) * mags + 5e-8 * float(mags.max()))
-    err = np.abs(got - want)
-    worst = np.unravel_index(np.argmax(err - tol), err.shape)
-    assert (err <= tol).all(), (f"{what}: worst at {worst}: expected {want[worst]!r}, got {got[worst]!r} "
-                                f"(tol {tol[worst]:.3g})")
-
-
-# --- running one loss dispatch alone ----------------------------------------------------------
-
-
-def run_loss(device, loss, pred, target, dloss):
-    """The fused loss dispatch alone: returns (loss, dL/dpred) for upstream gradient dloss."""
-    batch, width = pred.shape
-    bufs = {name: device.buffer(name, shape, dtype, staged=True) for name, shape, dtype in [
-        ("pred", pred.shape, np.float32), ("target", loss.target_shape(batch, width), loss.target_dtype),
-        ("dloss", (1,), np.float32), ("loss", (1,), np.float32), ("dpred", pred.shape, np.float32)]}
-    bufs["pred"].host_view()[...] = pred
-    bufs["target"].host_view()[...] = loss.check_target(target, batch, width)
-    bufs["dloss"].host_view()[...] = dloss
-    rec = Recorder(device)
-    rec.upload([bufs["pred"], bufs["target"], bufs["dloss"]])
-    rec.dispatch(loss.dispatch(device, bufs["pred"], bufs["target"], bufs["dloss"], bufs["loss"], bufs["dpred"]))
-    rec.download([bufs["loss"], bufs["dpred"]])
-    rec.sequence.eval()
-    return float(bufs["loss"].host_view()[0]), bufs["dpred"].host_view().copy()
+    assert_close(got, want, abs(unit) * (4 * U * (classes + 8) * mags + 5e-8 * float(mags.max())), what)
 
 
 def check_against_oracles(device, kind, kw, pred, target, dloss):
@@ -411,10 +384,6 @@ def test_elementwise_losses_count_their_loops(device, kind, widest):
 # --- end to end: one Trainer step vs PyTorch ----------------------------------------------------
 
 
-def rel_err(got, want) -> float:
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
-
-
 TRAINER_CONFIGS = [("cross_entropy", dict(reduction="mean", label_smoothing=0.0, target="labels")),
                    ("cross_entropy", dict(reduction="sum", label_smoothing=0.2, target="labels")),
                    ("cross_entropy", dict(reduction="mean", label_smoothing=0.1, target="probabilities")),
@@ -435,47 +404,18 @@ def test_one_trainer_step_matches_pytorch(device, rng, config):
     x = rng.standard_normal((batch, widths[0])).astype(np.float32)
     _, y = draw(kind, kw, rng, batch, widths[2])
 
-    twin = torch.nn.Sequential(torch.nn.Linear(widths[0], widths[1]), torch.nn.ReLU(),
-                               torch.nn.Linear(widths[1], widths[2])).double()
-    twin.load_state_dict(OrderedDict((k, torch.tensor(v, dtype=torch.float64))
-                                     for k, v in model.state_dict().items()))
+    twin = torch_twin(torch.nn.Sequential(torch.nn.Linear(widths[0], widths[1]), torch.nn.ReLU(),
+                                          torch.nn.Linear(widths[1], widths[2])), model, torch.float64)
     out = twin(torch.tensor(x, dtype=torch.float64))
     integer = np.asarray(y).dtype.kind in "iu"
     target = torch.tensor(np.asarray(y, dtype=np.int64 if integer else np.float64))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "reduction: 'mean' divides the total loss", UserWarning)
         want_loss = torch_functional(kind, kw, out, target)
-    want_loss.backward()
-    torch.optim.SGD(twin.parameters(), lr=lr).step()
-
-    got_loss = trainer.step(x, y)
-    assert abs(got_loss - want_loss.item()) <= 1e-4 * abs(want_loss.item()), (got_loss, want_loss.item())
-    grads = trainer.gradients()
-    for name, p in twin.named_parameters():
-        assert rel_err(grads[name], p.grad.numpy()) <= 1e-4, name
-    updated = model.state_dict()
-    for name, value in twin.state_dict().items():
-        assert rel_err(updated[name], value.numpy()) <= 1e-4, name
+    check_step_against_twin(trainer, x, y, twin, want_loss)
 
 
 # --- bad arguments and targets ----------------------------------------------------------------
-
-
-def _forbidden(what):
-    def fail(*args, **kwargs):
-        raise AssertionError(f"GPU work ({what}) during a call that should have been rejected first")
-    return fail
-
-
-@contextlib.contextmanager
-def no_gpu_work():
-    """Fail if the wrapped call allocates, uploads, downloads, binds or submits anything."""
-    with contextlib.ExitStack() as stack:
-        for owner, name in [(vb.Device, "buffer"), (vb.Device, "write"), (vb.Device, "read"),
-                            (vb.Device, "sequence"), (vb.Device, "dispatch"),
-                            (device_module.Sequence, "eval"), (device_module.Sequence, "eval_async")]:
-            stack.enter_context(mock.patch.object(owner, name, _forbidden(f"{owner.__name__}.{name}")))
-        yield
 
 
 REDUCTION = r"reduction must be 'mean' or 'sum', got "
@@ -521,12 +461,6 @@ def test_good_constructor_arguments_and_repr():
 B, C = 5, 4
 GOOD_P = np.full((B, C), 0.25, np.float32)
 GOOD_LABELS = np.array([0, 1, 2, 3, 0])
-
-
-def with_value(array, index, value):
-    array = array.copy()
-    array[index] = value
-    return array
 
 
 BAD_TARGETS = [

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import vkbackprop as vb
 from vkbackprop.schedule import HazardTracker
+from oracles import check_barriers_exact
 
 
 def test_tracker_hazard_kinds():
@@ -16,28 +17,6 @@ def test_tracker_hazard_kinds():
     assert t.hazards(reads={"a"}, writes={"c"}) == set()            # read after read, fresh write
     t.ordered({"a", "b"})
     assert t.hazards(reads={"b"}, writes={"a"}) == set()
-
-
-def conflicts(first, second) -> set:
-    """Buffers on which two dispatches must be ordered (independent oracle over read/write sets)."""
-    return (first.writes & (second.reads | second.writes)) | (first.reads & second.writes)
-
-
-def check_barriers_exact(log):
-    """Every conflicting pair of dispatches has a barrier on that buffer between them (sufficient),
-    and every buffer in a barrier conflicts across it (necessary)."""
-    dispatches = [(i, what) for i, (kind, what) in enumerate(log) if kind == "dispatch"]
-    barriers = [(i, set(what)) for i, (kind, what) in enumerate(log) if kind == "barrier"]
-    for a, (i, first) in enumerate(dispatches):
-        for j, second in dispatches[a + 1:]:
-            for buf in conflicts(first, second):
-                assert any(i < k < j and buf in bufs for k, bufs in barriers), \
-                    f"no barrier on {buf.name} between {first.name} and {second.name}"
-    for k, bufs in barriers:
-        after = next(d for i, d in dispatches if i > k)
-        for buf in bufs:
-            assert any(buf in conflicts(d, after) for i, d in dispatches if i < k), \
-                f"barrier on {buf.name} before {after.name} orders nothing"
 
 
 def test_mlp_step_has_exactly_the_needed_barriers(device):

@@ -13,6 +13,7 @@ from vkbackprop import reference as ref
 from vkbackprop.gradcheck import run_layer
 from vkbackprop.layers.softmax import forward_loop_iterations
 from vkbackprop.schedule import Recorder
+from oracles import assert_close, check_step_against_twin, torch_autograd, torch_twin
 
 KINDS = {
     "softmax": (vb.Softmax, ref.softmax_forward, ref.softmax_backward, torch.softmax, torch.nn.Softmax),
@@ -41,14 +42,6 @@ def tolerances(kind, x, dy):
             p_tol * size + 1e-6 * (np.abs(ref.log_softmax_backward(x, dy)) + np.abs(dy)))
 
 
-def assert_close(got, want, tol, what: str):
-    assert got.shape == want.shape and np.isfinite(got).all(), what
-    excess = np.abs(got - want) - tol
-    worst = np.unravel_index(np.argmax(excess), excess.shape)
-    assert excess.max() <= 0, (f"{what}: worst at {worst}: expected {want[worst]!r}, got {got[worst]!r} "
-                               f"(tol {tol[worst]:.2e})")
-
-
 def assert_matches_oracles(kind, dim, x, dy, y, dx):
     """GPU (y, dx) against the float64 reference and against PyTorch autograd."""
     _, forward, backward, _, _ = KINDS[kind]
@@ -61,10 +54,7 @@ def assert_matches_oracles(kind, dim, x, dy, y, dx):
 
 def torch_oracle(kind, x, dy, dim):
     """PyTorch autograd in float64: (y, dL/dx) for L = sum(dy * y)."""
-    xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
-    y = KINDS[kind][3](xt, dim=dim)
-    y.backward(torch.tensor(np.asarray(dy, np.float64)))
-    return y.detach().numpy(), xt.grad.numpy()
+    return torch_autograd(lambda xt: KINDS[kind][3](xt, dim=dim), x, dy)
 
 
 # --- the reference --------------------------------------------------------------------------------
@@ -183,10 +173,6 @@ def test_checker_can_fail(kind, rng):
 
 
 # --- in a model -------------------------------------------------------------------------------------
-def rel_err(got, want) -> float:
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
-
-
 @pytest.mark.parametrize("make", [
     lambda nn: nn.Sequential(nn.Linear(6, 4), nn.LogSoftmax(dim=-1)),
     lambda nn: nn.Sequential(nn.Linear(6, 4), nn.Softmax(dim=1)),
@@ -202,20 +188,11 @@ def test_one_sgd_step_matches_pytorch(device, rng, make):
     target = rng.standard_normal((batch, width_out)).astype(np.float32)
 
     initial = model.state_dict()
-    reference = make(torch.nn)
-    reference.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
+    reference = torch_twin(make(torch.nn), model)
     want_loss = torch.nn.functional.mse_loss(reference(torch.from_numpy(x)), torch.from_numpy(target))
-    want_loss.backward()
-    torch.optim.SGD(reference.parameters(), lr=lr).step()
-
-    got_loss = trainer.step(x, target)
-    assert abs(got_loss - want_loss.item()) <= 1e-4 * abs(want_loss.item())
-    grads = trainer.gradients()
-    for name, p in reference.named_parameters():
-        assert rel_err(grads[name], p.grad.numpy()) <= 1e-4, name
+    check_step_against_twin(trainer, x, target, reference, want_loss)
     updated = model.state_dict()
-    for name, value in reference.state_dict().items():
-        assert rel_err(updated[name], value.numpy()) <= 1e-4, name
+    for name in reference.state_dict():
         assert not np.array_equal(updated[name], initial[name]), f"{name} did not move"
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import vkbackprop as vb
+from oracles import assert_bitwise_equal
 
 LR = 0.05
 
@@ -71,13 +72,6 @@ def assert_close(got, want, rtol=1e-4, atol=1e-5, what=""):
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
     scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale, err_msg=what)
-
-
-def assert_bitwise_equal(a: dict, b: dict):
-    assert list(a) == list(b)
-    for k in a:
-        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
-        assert a[k].tobytes() == b[k].tobytes(), f"{k} differs"
 
 
 class Twins:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vkbackprop as vb
-from test_graph import check_step, lin
+from oracles import check_step, lin
 
 F = torch.nn.functional
 

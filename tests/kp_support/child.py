@@ -3,6 +3,7 @@
 Some checks need a fresh process: the validation layer must be configured before the first Vulkan
 instance exists, and the fence counter is an LD_PRELOAD shim. The parent passes the compiled SPIR-V
 paths in $KP_TEST_SPIRV (JSON name -> path) and gets one JSON object back on the last stdout line.
+Work that the parent also runs in its own process is recorded by kp_sequences.py, shared by both.
 
 With VKBACKPROP_VALIDATE=1 the child enables the Khronos validation layer (sync validation on) before
 creating kp.Manager, reports the layer's errors for the scenario as "messages", then runs a known
@@ -25,10 +26,9 @@ if VALIDATE:
     validation.enable(os.environ["KP_TEST_LOG_DIR"])
 
 import kp  # noqa: E402
+from kp_sequences import A, EMPTY, N, double_sequence, raw_after_write, timestamped_runs  # noqa: E402
 
 SPIRV = {name: open(path, "rb").read() for name, path in json.loads(os.environ["KP_TEST_SPIRV"]).items()}
-N = 256  # elements; double/triple use 64-wide workgroups
-A = (np.arange(N, dtype=np.float32) - 100.0) * 0.25
 
 
 def barrier(tensors, src_access, dst_access, src_stage, dst_stage):
@@ -44,27 +44,15 @@ def barrier(tensors, src_access, dst_access, src_stage, dst_stage):
                               mask(st, src_stage), mask(st, dst_stage), True)
 
 
-def raw_after_write(mgr, with_barrier):
-    """b = 2a+1, then c = 3b in one sequence; the barrier (if any) orders the write of b before its read."""
-    a = mgr.tensor_t(A.copy())
-    b = mgr.tensor_t(np.zeros(N, np.float32))
-    c = mgr.tensor_t(np.zeros(N, np.float32))
-    empty = np.zeros(0, np.uint32)
-    first = mgr.algorithm([a, b], SPIRV["double"], [N // 64, 1, 1], empty, empty)
-    second = mgr.algorithm([b, c], SPIRV["triple"], [N // 64, 1, 1], empty, empty)
-    seq = mgr.sequence()
-    seq.record(kp.OpTensorSyncDevice([a]))
-    seq.record(kp.OpAlgoDispatch(first))
-    if with_barrier:
-        seq.record(barrier([b], "shader_write", "shader_read|shader_write", "compute_shader", "compute_shader"))
-    seq.record(kp.OpAlgoDispatch(second))
-    seq.record(kp.OpTensorSyncLocal([c]))
-    seq.eval()
-    return c.data().tolist()
+def child_raw_after_write(mgr, with_barrier):
+    """kp_sequences.raw_after_write; the barrier (if any) orders the write of b before its read."""
+    def order_b(b):
+        return barrier([b], "shader_write", "shader_read|shader_write", "compute_shader", "compute_shader")
+    return raw_after_write(mgr, SPIRV["double"], SPIRV["triple"], order_b if with_barrier else None).tolist()
 
 
 def scenario_raw(mgr, with_barrier):
-    return {"c": raw_after_write(mgr, with_barrier)}
+    return {"c": child_raw_after_write(mgr, with_barrier)}
 
 
 def scenario_storage_copy(mgr):
@@ -72,8 +60,7 @@ def scenario_storage_copy(mgr):
     a = mgr.tensor_t(A.copy())
     storage = mgr.tensor_t(np.zeros(N, np.float32), kp.TensorTypes.storage)
     host = mgr.tensor_t(np.zeros(N, np.float32), kp.TensorTypes.host)
-    empty = np.zeros(0, np.uint32)
-    fill = mgr.algorithm([a, storage], SPIRV["double"], [N // 64, 1, 1], empty, empty)
+    fill = mgr.algorithm([a, storage], SPIRV["double"], [N // 64, 1, 1], EMPTY, EMPTY)
     seq = mgr.sequence()
     seq.record(kp.OpTensorSyncDevice([a]))
     seq.record(kp.OpAlgoDispatch(fill))
@@ -86,19 +73,8 @@ def scenario_storage_copy(mgr):
 
 def scenario_timestamps(mgr):
     """A timestamped sequence evaluated twice: every submission rewrites the queries."""
-    a = mgr.tensor_t(A.copy())
-    b = mgr.tensor_t(np.zeros(N, np.float32))
-    empty = np.zeros(0, np.uint32)
-    algo = mgr.algorithm([a, b], SPIRV["double"], [N // 64, 1, 1], empty, empty)
-    seq = mgr.sequence(total_timestamps=8)
-    seq.record(kp.OpTensorSyncDevice([a]))
-    seq.record(kp.OpAlgoDispatch(algo))
-    seq.record(kp.OpTensorSyncLocal([b]))
-    runs = []
-    for _ in range(2):
-        seq.eval()
-        runs.append([int(t) for t in seq.get_timestamps()])
-    return {"runs": runs, "b": b.data().tolist()}
+    runs, b = timestamped_runs(mgr, SPIRV["double"])
+    return {"runs": runs, "b": b.tolist()}
 
 
 def scenario_fences(mgr):
@@ -111,14 +87,7 @@ def scenario_fences(mgr):
         shim.count_fences_get(out)
         return {"create": out[0], "destroy": out[1], "reset": out[2]}
 
-    a = mgr.tensor_t(A.copy())
-    b = mgr.tensor_t(np.zeros(N, np.float32))
-    empty = np.zeros(0, np.uint32)
-    algo = mgr.algorithm([a, b], SPIRV["double"], [N // 64, 1, 1], empty, empty)
-    seq = mgr.sequence()
-    seq.record(kp.OpTensorSyncDevice([a]))
-    seq.record(kp.OpAlgoDispatch(algo))
-    seq.record(kp.OpTensorSyncLocal([b]))
+    seq, b = double_sequence(mgr, SPIRV["double"])
     result = {"before": counts()}
     seq.eval()
     result["after_1"] = counts()
@@ -145,7 +114,7 @@ def main():
     result = SCENARIOS[sys.argv[1]](mgr)
     if VALIDATE:
         result["messages"] = validation.new_messages()
-        raw_after_write(mgr, with_barrier=False)
+        child_raw_after_write(mgr, with_barrier=False)
         result["canary_messages"] = validation.new_messages()
     print(json.dumps(result))
 
