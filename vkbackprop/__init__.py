@@ -15,7 +15,8 @@ from .layers.softmax import LogSoftmax, Softmax
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 from .graph import Input
 from .model import Model, Sequential
-from .optim import SGD
+from .optim import (SGD, Adam, AdamW, ChainedScheduler, CosineAnnealingLR, ExponentialLR, LinearLR, LinearWarmup,
+                    SequentialLR, StepLR)
 from .random import manual_seed
 from .shaders import ShaderError
 from .train import Trainer
@@ -24,5 +25,6 @@ from .gradcheck import gradcheck   # shadows the submodule name: import helpers 
 __all__ = ["Device", "list_devices", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax",
            "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
-           "SGD", "Trainer", "manual_seed", "ShaderError", "gradcheck"]
+           "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
+           "SequentialLR", "ChainedScheduler", "Trainer", "manual_seed", "ShaderError", "gradcheck"]
 __version__ = "0.1.0"

@@ -1,5 +1,6 @@
 """The plan of a model at one batch size: every buffer allocated once, and two sequences recorded
-once: the training step and the forward pass for prediction. Nothing is re-recorded later.
+once: the training step and the forward pass for prediction. Nothing is re-recorded later. (A third,
+`init`, runs once when the plan is made: it zeroes the optimizer state.)
 
 Gradients that receive several partials (a value read by several layers, an output that also feeds
 a layer, a layer called twice sharing its parameters) are accumulated here, once, for every layer:
@@ -15,6 +16,7 @@ import numpy as np
 
 from .layers.activation import elementwise
 from .layers.base import LayerIO
+from .optim.base import fill
 from .schedule import Recorder
 
 
@@ -49,7 +51,7 @@ class StepPlan:
         self.targets = [buf(f"target{s}", loss.target_shape(batch, v.width), loss.target_dtype, staged=True)
                         for s, loss, v in zip(suffix, losses, model.outputs)]
         self.losses = [buf(f"loss{s}", (1,), staged=True) for s in suffix]
-        self.hyper = buf("hyper", optimizer.hyper_values().shape, staged=True)
+        self.hyper = buf("hyper", optimizer.hyper_values(0).shape, staged=True)
         self.step = buf("step", (1,), np.uint32, staged=True)   # counts steps: seeds per-step randomness
         self.dloss = buf("dloss", (1,), staged=True)
         device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
@@ -76,6 +78,9 @@ class StepPlan:
         value_of = lambda v: values[id(root[id(v)])]
         self.outputs = [value_of(v) for v in model.outputs]
         self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.buffers.items()}
+        # Optimizer state (momentum, Adam's moments): device-only, per parameter, zeroed below.
+        self.optimizer_state = {name: {s: buf(f"{name}.{s}", shape) for s, shape in optimizer.state_shapes(p.shape).items()}
+                                for name, p in store.buffers.items()}
 
         router = GradientRouter(device)
         forward, backward = [], []
@@ -116,8 +121,17 @@ class StepPlan:
         for d in forward + backward:
             self.train.dispatch(d)
         for name, param in store.buffers.items():
-            self.train.dispatch(optimizer.update(device, self.hyper, param, self.param_grads[name]))
+            self.train.dispatch(optimizer.update(device, self.hyper, param, self.param_grads[name],
+                                                 self.optimizer_state[name]))
         self.train.download(self.losses)
+
+        # Device-only memory starts with whatever was there: zero the optimizer state once, on the GPU.
+        self.init = Recorder(device)
+        for state in self.optimizer_state.values():
+            for b in state.values():
+                self.init.dispatch(fill(device, b, 0.0))
+        if self.init.log:
+            self.init.sequence.eval()
 
         self.predict = Recorder(device)
         self.predict.upload(self.inputs)

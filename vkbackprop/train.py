@@ -51,7 +51,8 @@ class Trainer:
         ys = [loss.check_target(t, self.batch_size, v.width) if len(ys) == 1 else
               _prefixed(lambda: loss.check_target(t, self.batch_size, v.width), f"y[{i}]")
               for i, (loss, t, v) in enumerate(zip(self.losses, ys, self.model.outputs))]
-        hyper = self.optimizer.hyper_values()
+        # Step-dependent optimizer values (scheduled lr, bias corrections) for this trainer's step.
+        hyper = self.optimizer.hyper_values(self.steps)
         plan = self.plan
         for buf, value in zip(plan.inputs + plan.targets, xs + ys):
             buf.host_view()[...] = value
@@ -84,6 +85,12 @@ class Trainer:
     def gradients(self) -> "OrderedDict[str, np.ndarray]":
         """Parameter gradients of the last step, named like state_dict()."""
         return OrderedDict((name, self.device.read(buf)) for name, buf in self.plan.param_grads.items())
+
+    def optimizer_state(self) -> "OrderedDict[str, dict]":
+        """The optimizer state on the device, per parameter (named like state_dict()): e.g.
+        {'0.weight': {'exp_avg': ..., 'exp_avg_sq': ...}}, PyTorch's state names; empty dicts for plain SGD."""
+        return OrderedDict((name, {s: self.device.read(buf) for s, buf in state.items()})
+                           for name, state in self.plan.optimizer_state.items())
 
     def _check_inputs(self, x, rows) -> list:
         inputs = self.model.inputs
