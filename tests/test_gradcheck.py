@@ -19,7 +19,7 @@ from vkbackprop.gradcheck import (REGISTRY, Example, LayerSpec, LossSpec, _compa
 from vkbackprop.layers.activation import elementwise
 from vkbackprop.layers.gemm import gemm_dispatch
 
-G = importlib.import_module("vkbackprop.gradcheck")   # the module (vb.gradcheck is the function)
+G = importlib.import_module("vkbackprop.gradcheck.registry")   # REGISTRY's module: register, spec_for and check_all look it up there
 
 EXAMPLES = [(cls, i, ex) for cls, spec in REGISTRY.items() for i, ex in enumerate(spec.examples)]
 

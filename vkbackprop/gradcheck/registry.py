@@ -1,0 +1,217 @@
+"""The registry: per layer or loss class, its float64 reference forward/backward, example
+configurations and input generators (LayerSpec, LossSpec, Example, register, spec_for)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .. import reference as ref
+
+
+@dataclass
+class Example:
+    """One configuration shown by `vkbackprop gradcheck`: how to make it and its input widths
+    (for a loss: the prediction's width)."""
+    make: Callable
+    widths: tuple = None
+
+
+def _normal(rng, shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _away_from_zero(rng, shape):
+    """Magnitudes in [0.1, 2] with random signs: central differences never straddle a kink at 0."""
+    return (rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 2.0, shape)).astype(np.float32)
+
+
+def _default_lengths(layer, batch, widths, out):
+    """Reduction lengths (terms per fp32 sum) of each quantity: a generic, generous guess."""
+    return {"y": max(widths), "dx": out, "params": batch}
+
+
+def _elementwise_lengths(layer, batch, widths, out):
+    return {"y": len(widths), "dx": 1, "params": 1}
+
+
+def _row_lengths(layer, batch, widths, out):
+    return {"y": widths[0], "dx": widths[0], "params": 1}
+
+
+@dataclass
+class LayerSpec:
+    """How to check a layer class: float64 reference `forward(layer, xs, params) -> y` and
+    `backward(layer, xs, params, dy) -> ([dx per input], {param: gradient})`, example configs,
+    default input widths for an instance, an input generator and reduction lengths."""
+    forward: Callable
+    backward: Callable
+    examples: list
+    widths: Callable = lambda layer: (layer.in_features or 6,)
+    draw: Callable = _normal
+    lengths: Callable = _default_lengths
+
+
+@dataclass
+class LossSpec:
+    """How to check a loss class: float64 reference `forward(loss, pred, target) -> float` and
+    `backward(loss, pred, target, dloss) -> dL/dpred`, example configs, and a generator
+    `draw(loss, rng, shape) -> (pred, target)`."""
+    forward: Callable
+    backward: Callable
+    examples: list
+    draw: Callable
+    width: int = 5
+
+
+REGISTRY: dict = {}
+
+
+def register(cls, spec) -> None:
+    """Make `cls` (a Module or Loss subclass) checkable: `spec` is a LayerSpec or LossSpec. A subclass
+    of a registered class is checked against its base's reference unless registered itself."""
+    if not isinstance(spec, (LayerSpec, LossSpec)):
+        raise ValueError(f"register: spec must be a LayerSpec or LossSpec, got {type(spec).__name__}")
+    REGISTRY[cls] = spec
+
+
+def spec_for(obj):
+    """The registry entry of obj's class or its nearest registered base class, or None."""
+    for cls in type(obj).__mro__:
+        if cls in REGISTRY:
+            return REGISTRY[cls]
+    return None
+
+
+def _activation(name, draw=_normal, **attrs):
+    """A single-input elementwise layer whose reference is ref.<name>_forward(x, **kw) and
+    ref.<name>_backward(x, dy, **kw), kw taken from the layer's attributes. Looked up at call time
+    (so a monkeypatched reference is the one used)."""
+    def kw(layer):
+        return {arg: getattr(layer, attr) for arg, attr in attrs.items()}
+    return dict(forward=lambda layer, xs, p: getattr(ref, f"{name}_forward")(xs[0], **kw(layer)),
+                backward=lambda layer, xs, p, dy: ([getattr(ref, f"{name}_backward")(xs[0], dy, **kw(layer))], {}),
+                draw=draw, lengths=_elementwise_lengths, widths=lambda layer: (6,))
+
+
+def _linear_backward(layer, xs, p, dy):
+    dx, dweight, dbias = ref.linear_backward(xs[0], p["weight"], dy, has_bias=layer.bias)
+    return [dx], ({"weight": dweight, "bias": dbias} if layer.bias else {"weight": dweight})
+
+
+def _scaled_normal(scale):
+    return lambda rng, shape: (scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+def _identity_spec(examples):
+    """A view: the same values, per sample flattened (activations are (batch, features))."""
+    return LayerSpec(forward=lambda layer, xs, p: np.asarray(xs[0], np.float64),
+                     backward=lambda layer, xs, p, dy: ([np.asarray(dy, np.float64)], {}),
+                     examples=examples, widths=lambda layer: (6,), lengths=_elementwise_lengths)
+
+
+def _log_softmax32(rng, shape, scale=2.0):
+    return ref.log_softmax_forward(scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+def _labels(rng, shape):
+    return rng.integers(0, shape[1], shape[0]).astype(np.int32)
+
+
+def _probabilities(rng, shape):
+    return ref.softmax_forward(rng.standard_normal(shape)).astype(np.float32)
+
+
+def _ce_draw(loss, rng, shape):
+    pred = (2 * rng.standard_normal(shape)).astype(np.float32)
+    return pred, (_labels(rng, shape) if loss.target == "labels" else _probabilities(rng, shape))
+
+
+def _kl_draw(loss, rng, shape):
+    target = _log_softmax32(rng, shape, 1.0) if loss.log_target else _probabilities(rng, shape)
+    return _log_softmax32(rng, shape), target
+
+
+def _register_builtins():
+    from ..layers.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+    from ..layers.linear import Linear
+    from ..layers.softmax import LogSoftmax, Softmax
+    from ..layers.structure import Add, Concat
+    from ..layers.dropout import Dropout
+    from ..layers.view import Flatten, Identity, Reshape
+    from ..losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
+
+    register(Linear, LayerSpec(
+        forward=lambda layer, xs, p: ref.linear_forward(xs[0], p["weight"], p.get("bias")),
+        backward=_linear_backward,
+        examples=[Example(lambda: Linear(7, 5)), Example(lambda: Linear(3, 4, bias=False)),
+                  Example(lambda: Linear(1, 1))]))
+    register(ReLU, LayerSpec(examples=[Example(ReLU)], **_activation("relu", _away_from_zero)))
+    register(LeakyReLU, LayerSpec(examples=[Example(LeakyReLU), Example(lambda: LeakyReLU(0.2)),
+                                            Example(lambda: LeakyReLU(-1.5))],
+                                  **_activation("leaky_relu", _away_from_zero, negative_slope="negative_slope")))
+    register(Sigmoid, LayerSpec(examples=[Example(Sigmoid)], **_activation("sigmoid", _scaled_normal(3.0))))
+    register(Tanh, LayerSpec(examples=[Example(Tanh)], **_activation("tanh", _scaled_normal(2.0))))
+    register(GELU, LayerSpec(examples=[Example(GELU), Example(lambda: GELU("tanh"))],
+                             **_activation("gelu", _scaled_normal(2.0), approximate="approximate")))
+    for cls, name in ((Softmax, "softmax"), (LogSoftmax, "log_softmax")):
+        register(cls, LayerSpec(
+            forward=lambda layer, xs, p, name=name: getattr(ref, f"{name}_forward")(xs[0], dim=-1),
+            backward=lambda layer, xs, p, dy, name=name: ([getattr(ref, f"{name}_backward")(xs[0], dy, dim=-1)], {}),
+            examples=[Example(cls), Example(lambda cls=cls: cls(dim=1), (9,))],
+            widths=lambda layer: (6,), draw=_scaled_normal(2.0), lengths=_row_lengths))
+    register(Add, LayerSpec(
+        forward=lambda layer, xs, p: np.sum([np.asarray(x, np.float64) for x in xs], axis=0),
+        backward=lambda layer, xs, p, dy: ([np.asarray(dy, np.float64)] * len(xs), {}),
+        examples=[Example(Add, (6, 6)), Example(Add, (5, 5, 5))],
+        widths=lambda layer: (6, 6), lengths=_elementwise_lengths))
+    register(Concat, LayerSpec(
+        forward=lambda layer, xs, p: np.concatenate([np.asarray(x, np.float64) for x in xs], axis=1),
+        backward=lambda layer, xs, p, dy: (
+            np.split(np.asarray(dy, np.float64), np.cumsum([np.shape(x)[1] for x in xs])[:-1], axis=1), {}),
+        examples=[Example(Concat, (3, 5)), Example(lambda: Concat(dim=1), (2, 4, 1))],
+        widths=lambda layer: (3, 5), lengths=_elementwise_lengths))
+    register(Dropout, LayerSpec(   # training mode at step 0 (run_layer's step buffer holds 0)
+        forward=lambda layer, xs, p: ref.dropout_forward(xs[0], layer.seed, 0, layer.p),
+        backward=lambda layer, xs, p, dy: ([ref.dropout_backward(dy, layer.seed, 0, layer.p)], {}),
+        examples=[Example(lambda: Dropout(0.3, seed=7)), Example(lambda: Dropout(0.0, seed=1))],
+        widths=lambda layer: (9,), lengths=_elementwise_lengths))
+    register(Identity, _identity_spec([Example(Identity)]))
+    register(Flatten, _identity_spec([Example(Flatten)]))
+    register(Reshape, _identity_spec([Example(lambda: Reshape(2, -1))]))
+
+    register(CrossEntropyLoss, LossSpec(
+        forward=lambda loss, pred, t: ref.cross_entropy_forward(pred, t, loss.reduction, loss.label_smoothing),
+        backward=lambda loss, pred, t, dloss: ref.cross_entropy_backward(pred, t, dloss, loss.reduction,
+                                                                         loss.label_smoothing),
+        examples=[Example(CrossEntropyLoss),
+                  Example(lambda: CrossEntropyLoss(reduction="sum", label_smoothing=0.1)),
+                  Example(lambda: CrossEntropyLoss(target="probabilities"))],
+        draw=_ce_draw))
+    register(NLLLoss, LossSpec(
+        forward=lambda loss, pred, t: ref.nll_forward(pred, t, loss.reduction),
+        backward=lambda loss, pred, t, dloss: ref.nll_backward(pred, t, dloss, loss.reduction),
+        examples=[Example(NLLLoss), Example(lambda: NLLLoss(reduction="sum"))],
+        draw=lambda loss, rng, shape: (_log_softmax32(rng, shape), _labels(rng, shape))))
+    register(MSELoss, LossSpec(
+        forward=lambda loss, pred, t: ref.mse_forward(pred, t, loss.reduction),
+        backward=lambda loss, pred, t, dloss: ref.mse_backward(pred, t, dloss, loss.reduction),
+        examples=[Example(MSELoss), Example(lambda: MSELoss(reduction="sum"))],
+        draw=lambda loss, rng, shape: (_normal(rng, shape), _normal(rng, shape))))
+    register(BCEWithLogitsLoss, LossSpec(
+        forward=lambda loss, pred, t: ref.bce_with_logits_forward(pred, t, loss.reduction),
+        backward=lambda loss, pred, t, dloss: ref.bce_with_logits_backward(pred, t, dloss, loss.reduction),
+        examples=[Example(BCEWithLogitsLoss), Example(lambda: BCEWithLogitsLoss(reduction="sum"))],
+        draw=lambda loss, rng, shape: ((3 * rng.standard_normal(shape)).astype(np.float32),
+                                       rng.uniform(0, 1, shape).astype(np.float32))))
+    register(KLDivLoss, LossSpec(
+        forward=lambda loss, pred, t: ref.kl_div_forward(pred, t, loss.reduction, loss.log_target),
+        backward=lambda loss, pred, t, dloss: ref.kl_div_backward(pred, t, dloss, loss.reduction, loss.log_target),
+        examples=[Example(KLDivLoss), Example(lambda: KLDivLoss(reduction="batchmean")),
+                  Example(lambda: KLDivLoss(reduction="sum", log_target=True))],
+        draw=_kl_draw))
+
+
+_register_builtins()
