@@ -1,5 +1,5 @@
 """Command line: `vkbackprop devices` (each Vulkan device with its limits), `vkbackprop demo`,
-`vkbackprop gradcheck --all` (or `vkbackprop gradcheck Linear GELU ...`)."""
+`vkbackprop gradcheck --all` (or `vkbackprop gradcheck Linear GELU ...`), `vkbackprop train --dataset digits ...`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def gradcheck(args) -> int:
     return 1 if failed else 0
 
 
+def train(args) -> int:
+    from .training_cli import run
+    return run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="vkbackprop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +68,20 @@ def main(argv=None) -> int:
     check.add_argument("--batch", type=int, default=4, help="rows per example (default 4)")
     check.add_argument("--seed", type=int, default=0, help="seed of inputs and upstream gradients (default 0)")
     check.set_defaults(run=gradcheck)
+    fit = sub.add_parser("train", help="train a model on a data set; writes metrics.json and curve.png")
+    fit.add_argument("--model", default="mlp", help="mlp (input -> 128 -> ReLU -> classes); cnn: not available yet")
+    fit.add_argument("--dataset", default="digits", help="digits, mnist:<folder of IDX files> or <file.npz>")
+    fit.add_argument("--epochs", type=int, default=10, help="default 10")
+    fit.add_argument("--batch-size", type=int, default=64, help="default 64")
+    fit.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd", help="default sgd")
+    fit.add_argument("--lr", type=float, default=None, help="default 0.1 for sgd, 1e-3 for adam/adamw")
+    fit.add_argument("--schedule", choices=("none", "cosine", "step"), default="none",
+                     help="cosine: to 0 over the run; step: x0.1 every third of the epochs (default none)")
+    fit.add_argument("--device", type=int, default=None, help="Vulkan device index (see `vkbackprop devices`)")
+    fit.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
+    fit.add_argument("--out", default="out/train", help="folder for metrics.json and curve.png (default out/train)")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.set_defaults(run=train)
     args = parser.parse_args(argv)
     return args.run(args)
 

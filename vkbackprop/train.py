@@ -82,6 +82,27 @@ class Trainer:
                 out[start:start + n] = buf.host_view()[:n]
         return outs[0] if len(outs) == 1 else outs
 
+    def fit(self, x, y, epochs: int, validation_data=None, shuffle: bool = True, seed: int = 0,
+            verbose: bool = True) -> dict:
+        """Train for `epochs` epochs of ceil(n / batch_size) steps; returns the history, a dict of
+        per-epoch lists: 'loss' (mean of the epoch's step losses) and, for one output with integer
+        labels (CrossEntropyLoss(target='labels'), NLLLoss), 'accuracy' (of the training-mode logits
+        of each step, every row counted once); with validation_data=(x_val, y_val) also 'val_loss'
+        and 'val_accuracy' (Trainer.evaluate after each epoch). Rows are shuffled each epoch by
+        np.random.default_rng(seed) (deterministic); the last partial batch wraps around to the
+        first rows of the epoch's order (vkbackprop.fitting.batch_order lists the batches).
+        A tqdm bar (loss, samples/s, ETA) per epoch unless verbose=False."""
+        from .fitting import fit
+        return fit(self, x, y, epochs, validation_data=validation_data, shuffle=shuffle, seed=seed,
+                   verbose=verbose)
+
+    def evaluate(self, x, y) -> dict:
+        """{'loss': ..., 'accuracy': ...} over every row of (x, y): the outputs of predict (eval
+        mode) and the model's loss (its reduction and options; the sum for several outputs) in float64
+        NumPy; 'accuracy' only for one output with integer labels. Inputs are checked like step's."""
+        from .fitting import evaluate
+        return evaluate(self, x, y)
+
     def gradients(self) -> "OrderedDict[str, np.ndarray]":
         """Parameter gradients of the last step, named like state_dict()."""
         return OrderedDict((name, self.device.read(buf)) for name, buf in self.plan.param_grads.items())
