@@ -5,14 +5,11 @@ final parameters and the optimizer state (momentum buffer, exp_avg, exp_avg_sq, 
 agree within 1e-4 relative. Also: hyper-parameter changes never re-record; optimizer state starts at
 zero on dirty device memory; the update adds no barrier on state; bad arguments raise ValueError."""
 
-from unittest import mock
-
 import numpy as np
 import pytest
 import torch
 
 import vkbackprop as vb
-from vkbackprop import plan as plan_module
 from vkbackprop.optim import fill
 
 F = torch.nn.functional
@@ -218,15 +215,8 @@ def test_state_is_zero_on_dirty_memory(device, config):
     twins.run(batches(6, steps=5), f"{config} on dirty memory")
     twins.assert_state_matches(config)
 
-    # Negative control: the same plan without the zeroing dispatches sees the garbage.
-    def no_fill(dev, buffer, value=0.0):
-        return fill(dev, dev.buffer("unused", (1,)), value)
-    dirty_device_memory(device)
-    with mock.patch.object(plan_module, "fill", no_fill):
-        unzeroed = new_twins(device, config).trainer.optimizer_state()
-    garbage = sum(int(np.count_nonzero(v)) for buffers in unzeroed.values() for v in buffers.values())
-    if device.name.startswith("llvmpipe"):   # lavapipe reuses freed memory; other drivers may zero it
-        assert garbage > 0, "the negative control found no garbage: the test would not see a missing fill"
+    # Whether freed memory comes back dirty depends on the allocator, so a negative control here
+    # would be flaky; test_init_sequence_zeroes_whatever_the_state_holds proves the zeroing itself.
 
 
 def test_init_sequence_zeroes_whatever_the_state_holds(device):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vkbackprop as vb
-from test_optim import BATCH, TOL, Twins, batches, rel_err
+from test_optim import TOL, Twins, batches
 
 S = torch.optim.lr_scheduler
 BASE = 0.1

@@ -113,6 +113,19 @@ class Trainer:
         return OrderedDict((name, {s: self.device.read(buf) for s, buf in state.items()})
                            for name, state in self.plan.optimizer_state.items())
 
+    def save(self, path) -> None:
+        """Write a checkpoint (safetensors: parameters, optimizer state, step count, optimizer
+        description, format version, checksum) atomically to `path` (vkbackprop.checkpoint)."""
+        from .checkpoint import save
+        save(self, path)
+
+    def load_state(self, path) -> None:
+        """Resume from a checkpoint of a trainer built the same way (model, optimizer kind, Dropout
+        seeds): restores parameters, optimizer state and `steps`. A damaged or mismatched file raises
+        ValueError and changes nothing (vkbackprop.checkpoint)."""
+        from .checkpoint import load
+        load(self, path)
+
     def _check_inputs(self, x, rows) -> list:
         inputs = self.model.inputs
         xs = _per_item(x, len(inputs), "x", "input")

@@ -85,6 +85,16 @@ def fill(device, buffer, value: float = 0.0):
                            {"NUMEL": buffer.size, "VALUE": value}, name=f"fill {buffer.name}")
 
 
+def copy(device, src, dst):
+    """A dispatch that copies float buffer `src` into `dst` (same size; shaders/optim/copy.comp): how
+    host values reach device-only optimizer state, through a staged `src` (e.g. a checkpoint's)."""
+    if src.size != dst.size:
+        raise ValueError(f"copy: '{src.name}' has {src.size} elements, '{dst.name}' {dst.size}")
+    program = device.program("optim/copy.comp")
+    return device.dispatch(program, {"src": src, "dst": dst}, device.grid_1d(dst.size, program.local_size[0]),
+                           {"NUMEL": dst.size}, name=f"copy {dst.name}")
+
+
 def check_number(owner, name: str, value, minimum: float | None = None, below: float | None = None) -> float:
     """A finite real number (not a bool), also finite in float32, in [minimum, below); else a
     ValueError naming the optimizer, the argument, what was expected and what was given."""
