@@ -56,14 +56,6 @@ class Adam(Optimizer):
         self._eps = check_number(self, "eps", value, minimum=0.0)
 
     @property
-    def weight_decay(self) -> float:
-        return self._weight_decay
-
-    @weight_decay.setter
-    def weight_decay(self, value) -> None:
-        self._weight_decay = check_number(self, "weight_decay", value, minimum=0.0)
-
-    @property
     def amsgrad(self) -> bool:
         return self._amsgrad
 

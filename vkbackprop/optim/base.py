@@ -42,6 +42,15 @@ class Optimizer:
         `state_shapes` to their (zeroed) device buffers."""
         raise NotImplementedError
 
+    @property
+    def weight_decay(self) -> float:
+        """L2 penalty (SGD, Adam) or decoupled decay (AdamW); may change between steps."""
+        return self._weight_decay
+
+    @weight_decay.setter
+    def weight_decay(self, value) -> None:
+        self._weight_decay = check_number(self, "weight_decay", value, minimum=0.0)
+
     # --- learning rate and its schedule --------------------------------------------------
     @property
     def lr(self) -> float:

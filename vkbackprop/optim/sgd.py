@@ -33,14 +33,6 @@ class SGD(Optimizer):
         self.schedule = schedule
 
     @property
-    def weight_decay(self) -> float:
-        return self._weight_decay
-
-    @weight_decay.setter
-    def weight_decay(self, value) -> None:
-        self._weight_decay = check_number(self, "weight_decay", value, minimum=0.0)
-
-    @property
     def momentum(self) -> float:
         return self._momentum
 
