@@ -34,9 +34,9 @@ def test_mlp_step_has_exactly_the_needed_barriers(device):
     n_dispatch = sum(k == "dispatch" for k, _ in log)
     n_barrier = sum(k == "barrier" for k, _ in log)
     assert n_barrier < n_dispatch - 1
-    # The step uploads the batch first and downloads only the loss.
+    # The step uploads the batch first and downloads only the loss and the non-finite guard.
     assert log[0][0] == "upload" and [b.name for b in log[0][1]] == ["input", "target", "hyper", "step"]
-    assert log[-1][0] == "download" and [b.name for b in log[-1][1]] == ["loss"]
+    assert log[-1][0] == "download" and [b.name for b in log[-1][1]] == ["loss", "guard"]
 
 
 class Buf:

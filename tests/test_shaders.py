@@ -39,7 +39,8 @@ def test_bindings_are_parsed_with_their_access():
         ("x", True, False), ("weight", True, False), ("bias", True, False), ("y", False, True)]
     assert [c.name for c in program.constants] == ["M", "N", "K", "HAS_BIAS"]
     sgd = compile_shader("sgd/update.comp")
-    assert [(b.name, b.reads, b.writes) for b in sgd.bindings][-1] == ("param", True, True)
+    access = {b.name: (b.reads, b.writes) for b in sgd.bindings}
+    assert access["param"] == (True, True) and access["guard"] == (True, False)
 
 
 @pytest.fixture

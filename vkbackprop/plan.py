@@ -40,7 +40,7 @@ class GradientRouter:
 
 
 class StepPlan:
-    def __init__(self, device, model, losses: list, optimizer, batch: int):
+    def __init__(self, device, model, losses: list, optimizer, batch: int, clip_grad_norm: float | None = None):
         self.device, self.batch = device, batch
         store = model._store
         buf = device.buffer
@@ -116,14 +116,29 @@ class StepPlan:
                 adds += [add] if add else []
             backward += [_named(d, labels[call]) for d in call.layer.backward(io)] + adds
 
+        # The guard between backward and the updates: per parameter its gradient's sum of squares
+        # (then each loss) into a slot of grad_stats, then one dispatch for the global norm, the clip
+        # coefficient and the NaN/Inf flag, which every update reads (guard/*.comp).
+        self.param_names = list(store.buffers)
+        self.grad_stats = buf("grad_stats", (len(self.param_names) + len(self.losses),))
+        self.guard = buf("guard", (4,), staged=True)
+        stats = [self._stat(device, self.param_grads[name], slot, True) for slot, name in enumerate(self.param_names)]
+        stats += [self._stat(device, loss_buf, len(self.param_names) + j, False) for j, loss_buf in enumerate(self.losses)]
+        program = device.program("guard/guard.comp")
+        device.check_loop(self.grad_stats.size + 1, f"guard/guard.comp ({self.grad_stats.size} slots)")
+        clip = clip_grad_norm is not None
+        guard = device.dispatch(program, {"grad_stats": self.grad_stats, "guard": self.guard}, (1, 1, 1),
+                                {"NPARAMS": len(self.param_names), "NLOSSES": len(self.losses), "CLIP": clip,
+                                 "MAX_NORM": float(clip_grad_norm) if clip else 1.0}, name="guard")
+
         self.train = Recorder(device)
         self.train.upload(self.inputs + self.targets + [self.hyper, self.step])
-        for d in forward + backward:
+        for d in forward + backward + stats + [guard]:
             self.train.dispatch(d)
         for name, param in store.buffers.items():
             self.train.dispatch(optimizer.update(device, self.hyper, param, self.param_grads[name],
-                                                 self.optimizer_state[name]))
-        self.train.download(self.losses)
+                                                 self.optimizer_state[name], self.guard))
+        self.train.download(self.losses + [self.guard])
 
         # Device-only memory starts with whatever was there: zero the optimizer state once, on the GPU.
         self.init = Recorder(device)
@@ -138,6 +153,16 @@ class StepPlan:
         for d in inference:
             self.predict.dispatch(d)
         self.predict.download(self.outputs)
+
+    def _stat(self, device, values, slot: int, square: bool):
+        """grad_stats[slot] = sum of values^2 (square) or of values: one workgroup, fixed order."""
+        program = device.program("guard/sum_squares.comp")
+        size = program.local_size[0]
+        device.check_loop(-(-values.size // size) + 1 + size.bit_length(),
+                          f"guard/sum_squares.comp over {values.name} ({values.size} elements)")
+        return device.dispatch(program, {"values": values, "grad_stats": self.grad_stats},
+                               (1, 1, 1), {"NUMEL": values.size, "SLOT": slot, "SQUARE": square},
+                               name=f"{'sum_squares' if square else 'check'} {values.name}")
 
     @staticmethod
     def _call_labels(model) -> dict:

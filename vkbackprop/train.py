@@ -11,15 +11,30 @@ from .device import Device
 from .losses import Loss
 from .model import Model
 from .optim import Optimizer
+from .optim.base import check_number
 from .plan import StepPlan
 
 
 class Trainer:
     """Trains a Model (or Sequential). With several outputs, `loss` is a list with one loss per
     output and the step minimises their sum; `x` and `y` are then lists too (one array per model
-    input / output)."""
+    input / output).
 
-    def __init__(self, model: Model, loss, optimizer: Optimizer, batch_size: int, device: Device | None = None):
+    clip_grad_norm: None, or max_norm of torch.nn.utils.clip_grad_norm_ (global 2-norm over all
+    parameter gradients, computed on the GPU in a fixed order, so bit-reproducible): the gradients
+    are scaled by min(max_norm / (total_norm + 1e-6), 1) before the optimizer (weight decay then
+    acts on the clipped gradient, like torch). `last_grad_norm` is the total norm of the last step,
+    before clipping.
+
+    on_nonfinite: every step checks on the GPU whether a loss or the gradient norm is NaN/Inf; such
+    a step writes nothing (parameters and optimizer state keep their bits). 'raise' (default):
+    FloatingPointError naming the step (`steps`, 0-based) and the first parameter whose gradient is
+    not finite (or the loss). 'skip': step returns the non-finite loss, `skipped_steps` counts it and
+    `steps` does not advance, so schedules, Adam's bias corrections and SGD's first-momentum step
+    see only the steps that happened (like torch.cuda.amp.GradScaler skipping optimizer.step())."""
+
+    def __init__(self, model: Model, loss, optimizer: Optimizer, batch_size: int, device: Device | None = None,
+                 clip_grad_norm: float | None = None, on_nonfinite: str = "raise"):
         if not isinstance(model, Model):
             raise ValueError(f"Trainer: model must be a vkbackprop Model or Sequential, got {_qualname(model)}")
         losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
@@ -32,12 +47,19 @@ class Trainer:
             raise ValueError(f"Trainer: optimizer must be a vkbackprop optimizer, got {_qualname(optimizer)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive int, got {batch_size!r}")
+        if clip_grad_norm is not None:
+            clip_grad_norm = check_number("Trainer", "clip_grad_norm", clip_grad_norm, minimum=0.0)
+        if not isinstance(on_nonfinite, str) or on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"Trainer: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         self.model, self.losses, self.optimizer = model, losses, optimizer
         self.batch_size = int(batch_size)
+        self.clip_grad_norm, self.on_nonfinite = clip_grad_norm, on_nonfinite
         self.device = device or Device.default()
         model.bind(self.device)
-        self.plan = StepPlan(self.device, model, losses, optimizer, self.batch_size)
+        self.plan = StepPlan(self.device, model, losses, optimizer, self.batch_size, clip_grad_norm=clip_grad_norm)
         self.steps = 0   # training steps taken; with a layer's seed, it picks that step's random numbers
+        self.skipped_steps = 0      # non-finite steps skipped with on_nonfinite='skip'
+        self.last_grad_norm = None  # total gradient norm of the last step, before clipping
 
     @property
     def loss(self) -> Loss:
@@ -59,8 +81,30 @@ class Trainer:
         plan.hyper.host_view()[...] = hyper
         plan.step.host_view()[...] = self.steps
         plan.train.sequence.eval()
-        self.steps += 1
-        return float(sum(float(b.host_view()[0]) for b in plan.losses))
+        loss = float(sum(float(b.host_view()[0]) for b in plan.losses))
+        if self._check_guard(loss):
+            self.steps += 1
+        return loss
+
+    def _check_guard(self, loss: float) -> bool:
+        """Reads the guard the step downloaded: True for a finite step; a non-finite one raises or
+        is counted as skipped and gives False (the GPU already wrote nothing for it)."""
+        coef, norm, bad, first = (float(v) for v in self.plan.guard.host_view())
+        self.last_grad_norm = norm
+        if bad == 0.0:
+            return True
+        if first > 0:
+            name = self.plan.param_names[int(first) - 1]
+            what = f"the gradient of parameter '{name}' (gradient norm {norm})"
+        elif not np.isfinite(loss):
+            what = f"the loss ({loss})"
+        else:
+            what = f"the total gradient norm ({norm})"
+        if self.on_nonfinite == "skip":
+            self.skipped_steps += 1
+            return False
+        raise FloatingPointError(f"Trainer.step: {what} is not finite at step {self.steps}; nothing was "
+                                 "written (parameters and optimizer state unchanged)")
 
     def predict(self, x):
         """Model outputs for any number of rows (forward only), in chunks of batch_size; a list of

@@ -83,9 +83,9 @@ class Adam(Optimizer):
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
         return {n: tuple(param_shape) for n in names}
 
-    def update(self, device, hyper, param, grad, state: dict):
+    def update(self, device, hyper, param, grad, state: dict, guard):
         program = device.program("adam/amsgrad.comp" if self.amsgrad else "adam/update.comp")
-        buffers = {"hyper": hyper, "grad": grad, "param": param, **state}
+        buffers = {"hyper": hyper, "grad": grad, "param": param, "guard": guard, **state}
         return device.dispatch(program, buffers, device.grid_1d(param.size, program.local_size[0]),
                                {"NUMEL": param.size}, name=f"{type(self).__name__.lower()} {param.name}")
 

@@ -37,9 +37,11 @@ class Optimizer:
         """Optimizer state per parameter: {state name: shape}, e.g. {'exp_avg': param_shape}."""
         return {}
 
-    def update(self, device, hyper, param, grad, state: dict):
+    def update(self, device, hyper, param, grad, state: dict, guard):
         """The one dispatch that updates `param` from `grad`; `state` maps the names of
-        `state_shapes` to their (zeroed) device buffers."""
+        `state_shapes` to their (zeroed) device buffers. `guard` is the step's [clip coefficient,
+        total norm, bad, first bad parameter + 1] (shaders/guard/guard.comp): the shader uses
+        `grad * coef` and, when bad is set, writes nothing (neither the parameter nor the state)."""
         raise NotImplementedError
 
     @property

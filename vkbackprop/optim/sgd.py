@@ -59,8 +59,8 @@ class SGD(Optimizer):
     def state_shapes(self, param_shape: tuple) -> dict:
         return {"momentum_buffer": tuple(param_shape)} if self.momentum > 0 else {}
 
-    def update(self, device, hyper, param, grad, state: dict):
-        buffers = {"hyper": hyper, "grad": grad, "param": param}
+    def update(self, device, hyper, param, grad, state: dict, guard):
+        buffers = {"hyper": hyper, "grad": grad, "param": param, "guard": guard}
         constants = {"NUMEL": param.size}
         if self.momentum > 0:
             program = device.program("sgd/momentum.comp")

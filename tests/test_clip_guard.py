@@ -1,0 +1,187 @@
+"""Gradient clipping by global norm and the non-finite guard (Trainer(clip_grad_norm=...,
+on_nonfinite=...)), against torch.nn.utils.clip_grad_norm_ + torch.optim: the loss at every step and
+the final parameters within 1e-4 relative, last_grad_norm vs torch's returned total norm within 1e-5;
+a step whose loss or gradient is NaN/Inf writes nothing and raises (naming the step and the
+parameter or the loss) or is skipped; the norms are bit-reproducible."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import vkbackprop as vb
+from test_optim import BATCH, TOL, F, Twins, adam, batches, rel_err, sgd
+
+S = torch.optim.lr_scheduler
+
+
+class ClipTwins(Twins):
+    """Twins whose trainer clips at `max_norm`, and whose torch twin calls clip_grad_norm_ before the
+    optimizer step; `step` also checks last_grad_norm against torch's total norm."""
+
+    def __init__(self, device, optimizer, torch_optimizer, max_norm, torch_schedule=None):
+        vb.manual_seed(0)
+        self.model = vb.Sequential(vb.Linear(6, 16), vb.Tanh(), vb.Linear(16, 3))
+        self.optimizer = optimizer
+        self.trainer = vb.Trainer(self.model, vb.CrossEntropyLoss(), optimizer, BATCH, device=device,
+                                  clip_grad_norm=max_norm)
+        self.torch = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+        self.torch.load_state_dict({k: torch.from_numpy(v) for k, v in self.model.state_dict().items()})
+        self.torch_opt = torch_optimizer(self.torch.parameters())
+        self.torch_sched = torch_schedule(self.torch_opt) if torch_schedule else None
+        self.max_norm, self.clipped = max_norm, 0
+
+    def step(self, x, y):
+        got = self.trainer.step(x, y)
+        self.torch_opt.zero_grad()
+        loss = F.cross_entropy(self.torch(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.torch.parameters(), self.max_norm).item()
+        self.clipped += norm > self.max_norm
+        ours = self.trainer.last_grad_norm
+        assert abs(ours - norm) <= 1e-5 * norm, f"total norm: ours {ours}, torch {norm}"
+        self.torch_opt.step()
+        if self.torch_sched is not None:
+            self.torch_sched.step()
+        return got, loss.item()
+
+
+CONFIGS = {
+    "sgd": (lambda: sgd(lr=0.1), 0.3),
+    "sgd-momentum-weight-decay": (lambda: sgd(lr=0.05, momentum=0.9, weight_decay=0.05), 0.3),
+    "adam": (lambda: adam(lr=0.01), 0.3),
+    "adam-weight-decay": (lambda: adam(lr=0.01, weight_decay=0.1), 0.3),
+}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_clipping_matches_torch(device, config):
+    make, max_norm = CONFIGS[config]
+    twins = ClipTwins(device, *make(), max_norm)
+    twins.run(batches(1, steps=20), config)
+    twins.assert_params_match(config)
+    assert twins.clipped >= 15, f"clipping was active on only {twins.clipped} of 20 steps"
+
+
+def test_adam_warmup_cosine_clipping_fifty_steps_match_torch(device):
+    ours = vb.Adam(lr=0.02, schedule=vb.SequentialLR([vb.LinearWarmup(5, 0.1), vb.CosineAnnealingLR(45)], [5]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        twins = ClipTwins(device, ours, lambda p: torch.optim.Adam(p, lr=0.02, foreach=False), 0.5,
+                          torch_schedule=lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.1, 1.0, 5),
+                                                                      S.CosineAnnealingLR(o, 45)], [5]))
+    twins.run(batches(10), "adam-warmup-cosine-clip")
+    twins.assert_params_match("adam-warmup-cosine-clip")
+    twins.assert_state_matches("adam-warmup-cosine-clip")
+    assert twins.clipped >= 25
+
+
+def test_without_clipping_the_norm_is_reported_and_nothing_is_scaled(device):
+    twins = Twins(device, *sgd(lr=0.1))
+    x, y = batches(2, steps=1)[0]
+    twins.step(x, y)
+    grads = twins.trainer.gradients()
+    want = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
+    assert abs(twins.trainer.last_grad_norm - want) <= 1e-5 * want
+    twins.assert_params_match("no clipping")
+
+
+def test_norms_are_deterministic(device):
+    runs = []
+    for _ in range(2):
+        twins = ClipTwins(device, *adam(lr=0.01), 0.3)
+        norms = []
+        for x, y in batches(3, steps=10):
+            twins.trainer.step(x, y)
+            norms.append(twins.trainer.last_grad_norm)
+        runs.append((norms, twins.model.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    for name in runs[0][1]:
+        np.testing.assert_array_equal(runs[0][1][name], runs[1][1][name])
+
+
+def overflowing(device, on_nonfinite="raise", optimizer=None):
+    """Linear(6, 3) + MSE with finite but huge weights: the forward is finite, the loss overflows to Inf."""
+    model = vb.Sequential(vb.Linear(6, 3))
+    trainer = vb.Trainer(model, vb.MSELoss(), optimizer or vb.Adam(lr=0.01), BATCH, device=device,
+                         clip_grad_norm=1.0, on_nonfinite=on_nonfinite)
+    return model, trainer
+
+
+def snapshot(trainer):
+    return ({k: v.copy() for k, v in trainer.model.state_dict().items()},
+            {k: {s: v.copy() for s, v in d.items()} for k, d in trainer.optimizer_state().items()})
+
+
+def assert_bit_identical(before, after):
+    for a, b in zip(before, after):
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(a[k], dict):
+                for s in a[k]:
+                    assert a[k][s].tobytes() == b[k][s].tobytes(), f"{k}.{s} changed"
+            else:
+                assert a[k].tobytes() == b[k].tobytes(), f"{k} changed"
+
+
+def test_an_overflowing_loss_raises_naming_step_and_parameter_and_writes_nothing(device, rng):
+    model, trainer = overflowing(device)
+    y = rng.standard_normal((BATCH, 3)).astype(np.float32)
+    for _ in range(3):   # a few good steps first, so the optimizer state is not zero
+        trainer.step(rng.standard_normal((BATCH, 6)).astype(np.float32), y)
+    state = model.state_dict()
+    state["0.weight"] = np.full((3, 6), 1e19, np.float32)
+    model.load_state_dict(state)
+    before = snapshot(trainer)
+    with pytest.raises(FloatingPointError, match=r"parameter '0\.weight'.* at step 3\b"):
+        trainer.step(np.ones((BATCH, 6), np.float32), y)
+    assert_bit_identical(before, snapshot(trainer))
+    assert trainer.steps == 3 and not math.isfinite(trainer.last_grad_norm)
+
+
+def test_a_nan_written_into_the_input_raises_and_writes_nothing(device, rng):
+    model, trainer = overflowing(device, optimizer=vb.SGD(lr=0.1, momentum=0.9))
+    x = rng.standard_normal((BATCH, 6)).astype(np.float32)
+    y = rng.standard_normal((BATCH, 3)).astype(np.float32)
+    trainer.step(x, y)
+    before = snapshot(trainer)
+    plan = trainer.plan   # bypass the host's input check: NaN straight into the staged input
+    plan.inputs[0].host_view()[...] = x
+    plan.inputs[0].host_view()[0, 0] = np.nan
+    plan.hyper.host_view()[...] = trainer.optimizer.hyper_values(trainer.steps)
+    plan.step.host_view()[...] = trainer.steps
+    plan.train.sequence.eval()
+    with pytest.raises(FloatingPointError, match=r"parameter '0\.weight'.* at step 1\b"):
+        trainer._check_guard(float(plan.losses[0].host_view()[0]))
+    assert_bit_identical(before, snapshot(trainer))
+
+
+def test_skip_mode_skips_and_continues(device, rng):
+    model, trainer = overflowing(device, "skip")
+    x = rng.standard_normal((BATCH, 6)).astype(np.float32)
+    y = rng.standard_normal((BATCH, 3)).astype(np.float32)
+    assert math.isfinite(trainer.step(x, y))
+    good = model.state_dict()
+    bad = dict(good, **{"0.weight": np.full((3, 6), 1e19, np.float32)})
+    model.load_state_dict(bad)
+    before = snapshot(trainer)
+    loss = trainer.step(np.ones((BATCH, 6), np.float32), y)
+    assert not math.isfinite(loss)
+    assert trainer.skipped_steps == 1 and trainer.steps == 1
+    assert_bit_identical(before, snapshot(trainer))
+    model.load_state_dict(good)
+    assert math.isfinite(trainer.step(x, y))
+    assert trainer.skipped_steps == 1 and trainer.steps == 2
+    assert model.state_dict()["0.weight"].tobytes() != good["0.weight"].tobytes()
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"clip_grad_norm": -1.0}, "clip_grad_norm"),
+    ({"clip_grad_norm": float("nan")}, "clip_grad_norm"),
+    ({"on_nonfinite": "ignore"}, "on_nonfinite"),
+])
+def test_bad_arguments_raise(device, kw, message):
+    with pytest.raises(ValueError, match=message):
+        vb.Trainer(vb.Sequential(vb.Linear(2, 2)), vb.MSELoss(), vb.SGD(lr=0.1), 2, device=device, **kw)
