@@ -18,24 +18,43 @@ def elementwise(device, shader: str, buffers: dict, numel: int, constants: dict 
                            {"NUMEL": numel, **(constants or {})})
 
 
-class ReLU(Module):
-    """y = max(x, 0); backward uses the saved output (y > 0 exactly where x > 0)."""
+class Activation(Module):
+    """An elementwise layer: one forward shader (x -> y) and one backward shader that reads the
+    saved tensor `saves` ("x" or "y") with dy and writes dx. Subclasses name their shaders and
+    any specialization constants."""
+
+    forward_shader: str
+    backward_shader: str
+    saves: str   # "x" or "y": what backward needs from the forward pass
 
     def __repr__(self) -> str:
-        return "ReLU()"
+        # The built-in activation's name, also for a user's subclass of it (gradcheck messages add the class).
+        builtin = next(c for c in type(self).__mro__ if c.__module__ == __name__ and c is not Activation)
+        return f"{builtin.__name__}()"
+
+    def _constants(self) -> dict:
+        return {}
 
     def forward(self, io: LayerIO) -> list:
-        return [elementwise(io.device, "relu/forward.comp", {"x": io.x, "y": io.y}, io.x.size)]
+        return [elementwise(io.device, self.forward_shader, {"x": io.x, "y": io.y}, io.x.size, self._constants())]
 
     def backward(self, io: LayerIO) -> list:
         if io.dx is None:
             return []
-        return [elementwise(io.device, "relu/backward.comp", {"y": io.y, "dy": io.dy, "dx": io.dx}, io.x.size)]
+        saved = io.x if self.saves == "x" else io.y
+        return [elementwise(io.device, self.backward_shader, {self.saves: saved, "dy": io.dy, "dx": io.dx},
+                            io.x.size, self._constants())]
 
 
-class LeakyReLU(Module):
+class ReLU(Activation):
+    """y = max(x, 0); backward uses the saved output (y > 0 exactly where x > 0)."""
+    forward_shader, backward_shader, saves = "relu/forward.comp", "relu/backward.comp", "y"
+
+
+class LeakyReLU(Activation):
     """y = x where x > 0, else negative_slope * x. The derivative at exactly 0 is negative_slope, as
     in PyTorch; backward uses the saved input (with a negative slope, y's sign does not give x's)."""
+    forward_shader, backward_shader, saves = "leaky_relu/forward.comp", "leaky_relu/backward.comp", "x"
 
     def __init__(self, negative_slope: float = 0.01):
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
@@ -52,53 +71,22 @@ class LeakyReLU(Module):
     def _constants(self) -> dict:
         return {"NEGATIVE_SLOPE": float(self.negative_slope)}
 
-    def forward(self, io: LayerIO) -> list:
-        return [elementwise(io.device, "leaky_relu/forward.comp", {"x": io.x, "y": io.y}, io.x.size,
-                            self._constants())]
 
-    def backward(self, io: LayerIO) -> list:
-        if io.dx is None:
-            return []
-        return [elementwise(io.device, "leaky_relu/backward.comp", {"x": io.x, "dy": io.dy, "dx": io.dx},
-                            io.x.size, self._constants())]
-
-
-class Sigmoid(Module):
+class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)), overflow-free; backward dy * (1 - y) * y from the saved output."""
-
-    def __repr__(self) -> str:
-        return "Sigmoid()"
-
-    def forward(self, io: LayerIO) -> list:
-        return [elementwise(io.device, "sigmoid/forward.comp", {"x": io.x, "y": io.y}, io.x.size)]
-
-    def backward(self, io: LayerIO) -> list:
-        if io.dx is None:
-            return []
-        return [elementwise(io.device, "sigmoid/backward.comp", {"y": io.y, "dy": io.dy, "dx": io.dx},
-                            io.x.size)]
+    forward_shader, backward_shader, saves = "sigmoid/forward.comp", "sigmoid/backward.comp", "y"
 
 
-class Tanh(Module):
+class Tanh(Activation):
     """y = tanh(x), saturating to exactly +-1; backward dy * (1 - y^2) from the saved output."""
-
-    def __repr__(self) -> str:
-        return "Tanh()"
-
-    def forward(self, io: LayerIO) -> list:
-        return [elementwise(io.device, "tanh/forward.comp", {"x": io.x, "y": io.y}, io.x.size)]
-
-    def backward(self, io: LayerIO) -> list:
-        if io.dx is None:
-            return []
-        return [elementwise(io.device, "tanh/backward.comp", {"y": io.y, "dy": io.dy, "dx": io.dx},
-                            io.x.size)]
+    forward_shader, backward_shader, saves = "tanh/forward.comp", "tanh/backward.comp", "y"
 
 
-class GELU(Module):
+class GELU(Activation):
     """y = x * Phi(x) with Phi the standard normal CDF (approximate='none', via erf), or
     0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) (approximate='tanh'), as torch.nn.GELU.
     Backward uses the saved input."""
+    forward_shader, backward_shader, saves = "gelu/forward.comp", "gelu/backward.comp", "x"
 
     def __init__(self, approximate: str = "none"):
         if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
@@ -110,12 +98,3 @@ class GELU(Module):
 
     def _constants(self) -> dict:
         return {"TANH_APPROXIMATION": self.approximate == "tanh"}
-
-    def forward(self, io: LayerIO) -> list:
-        return [elementwise(io.device, "gelu/forward.comp", {"x": io.x, "y": io.y}, io.x.size, self._constants())]
-
-    def backward(self, io: LayerIO) -> list:
-        if io.dx is None:
-            return []
-        return [elementwise(io.device, "gelu/backward.comp", {"x": io.x, "dy": io.dy, "dx": io.dx},
-                            io.x.size, self._constants())]
