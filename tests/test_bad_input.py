@@ -403,7 +403,7 @@ def test_trainer_rejects_a_non_optimizer(device, optimizer, name):
 
 
 def test_trainer_rejects_a_model_of_unknown_input_width(device):
-    with no_gpu_work(), pytest.raises(ValueError, match=r"^Sequential: the input width is unknown"):
+    with no_gpu_work(), pytest.raises(ValueError, match=r"^Sequential: the input shape is unknown"):
         vb.Trainer(vb.Sequential(vb.ReLU()), loss=vb.MSELoss(), optimizer=vb.SGD(lr=LR), batch_size=2,
                    device=device)
 

@@ -47,7 +47,7 @@ def save(trainer, path) -> None:
 
     params = trainer.model.state_dict()
     state = trainer.optimizer_state()
-    tensors = OrderedDict((name, np.ascontiguousarray(v, dtype=np.float32)) for name, v in params.items())
+    tensors = OrderedDict((name, np.ascontiguousarray(v)) for name, v in params.items())   # float32, int64 counters
     for pname, states in state.items():
         for sname, value in states.items():
             tensors[f"{OPTIMIZER_PREFIX}{pname}/{sname}"] = np.ascontiguousarray(value, dtype=np.float32)
@@ -82,9 +82,10 @@ def load(trainer, path) -> None:
                                            for s in states]
     if sorted(tensors) != sorted(expected):
         raise ValueError(f"{where}: tensors {sorted(tensors)} do not match the description {sorted(expected)}")
+    dtypes = trainer.model.bind(trainer.device).host_dtypes
     for name, value in tensors.items():
-        if value.dtype != np.float32:
-            raise ValueError(f"{where}: tensor '{name}' is {value.dtype}, expected float32")
+        if value.dtype != dtypes.get(name, np.float32):
+            raise ValueError(f"{where}: tensor '{name}' is {value.dtype}, expected {dtypes.get(name, np.float32)}")
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{where}: tensor '{name}' has non-finite values")
         shape = want["parameters"].get(name) or _state_shape(opt["state"], name)
@@ -143,7 +144,7 @@ def describe(trainer) -> dict:
         "format_version": FORMAT_VERSION,
         "steps": int(trainer.steps),
         "batch_size": int(trainer.batch_size),
-        "parameters": {name: list(buf.shape) for name, buf in store.buffers.items()},
+        "parameters": {name: list(buf.shape) for name, buf in {**store.params, **store.states}.items()},
         "dropout_seeds": seeds,
         "optimizer": {
             "kind": type(opt).__name__,

@@ -65,10 +65,7 @@ def connect(layer, inputs) -> Value:
     if not inputs:
         raise ValueError(f"{layer!r}: called with no inputs")
     try:
-        if hasattr(layer, "output_shape"):     # layers that know per-sample shapes (views)
-            shape = tuple(layer.output_shape(*(v.shape for v in inputs)))
-        else:
-            shape = (layer.out_features(*(v.width for v in inputs)),)
+        shape = tuple(int(d) for d in layer.output_shape(*(v.shape for v in inputs)))
     except ValueError as e:
         sources = ", ".join(_describe_source(v) for v in inputs)
         raise ValueError(f"{layer!r} cannot take the output of {sources}: {e}") from None

@@ -77,10 +77,10 @@ class StepPlan:
                 grads[id(r)] = buf(f"{r.name}.grad", (batch, r.width))
         value_of = lambda v: values[id(root[id(v)])]
         self.outputs = [value_of(v) for v in model.outputs]
-        self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.buffers.items()}
+        self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.params.items()}
         # Optimizer state (momentum, Adam's moments): device-only, per parameter, zeroed below.
         self.optimizer_state = {name: {s: buf(f"{name}.{s}", shape) for s, shape in optimizer.state_shapes(p.shape).items()}
-                                for name, p in store.buffers.items()}
+                                for name, p in store.params.items()}
 
         router = GradientRouter(device)
         forward, backward = [], []
@@ -93,13 +93,15 @@ class StepPlan:
         # The inductive step, in reverse order: each call is handed dL/dy and returns dL/dx, dL/dparams.
         ios, inference = {}, []
         for call in model.calls:
-            params = {n: store.buffers[key] for n, key in model.param_names(call.layer).items()}
+            params = {n: store.params[key] for n, key in model.param_names(call.layer).items()}
+            state = {n: store.states[key] for n, key in model.state_names(call.layer).items()}
             ios[call] = LayerIO(device, batch, [value_of(v) for v in call.inputs], value_of(call.output),
-                                params=params, dy=grads.get(id(root[id(call.output)])), step=self.step)
+                                params=params, dy=grads.get(id(root[id(call.output)])), step=self.step, state=state,
+                                in_shapes=[v.shape for v in call.inputs], out_shape=call.output.shape)
             work = [_named(d, labels[call]) for d in call.layer.forward(ios[call])]
             forward += work
             if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
-                eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={})
+                eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={}, saved={})
                 work = [_named(d, labels[call]) for d in call.layer.forward(eval_io)]
             inference += work
         for call in reversed(model.calls):
@@ -119,7 +121,7 @@ class StepPlan:
         # The guard between backward and the updates: per parameter its gradient's sum of squares
         # (then each loss) into a slot of grad_stats, then one dispatch for the global norm, the clip
         # coefficient and the NaN/Inf flag, which every update reads (guard/*.comp).
-        self.param_names = list(store.buffers)
+        self.param_names = list(store.params)
         self.grad_stats = buf("grad_stats", (len(self.param_names) + len(self.losses),))
         self.guard = buf("guard", (4,), staged=True)
         stats = [self._stat(device, self.param_grads[name], slot, True) for slot, name in enumerate(self.param_names)]
@@ -135,7 +137,7 @@ class StepPlan:
         self.train.upload(self.inputs + self.targets + [self.hyper, self.step])
         for d in forward + backward + stats + [guard]:
             self.train.dispatch(d)
-        for name, param in store.buffers.items():
+        for name, param in store.params.items():
             self.train.dispatch(optimizer.update(device, self.hyper, param, self.param_grads[name],
                                                  self.optimizer_state[name], self.guard))
         self.train.download(self.losses + [self.guard])

@@ -199,7 +199,7 @@ def _check_model(device, model, inputs, batch, rng, rtol, atol, fd_rtol, fd_atol
         if len(xs) != len(model.inputs):
             raise ValueError(f"gradcheck: the model has {len(model.inputs)} inputs, got {len(xs)} arrays")
     batch = xs[0].shape[0]
-    params = {k: np.asarray(v, np.float32) for k, v in model.state_dict().items()}
+    params = {k: np.asarray(v, np.float32) for k, v in model.parameters().items()}
     dys = [_normal(rng, (batch, v.width)) for v in model.outputs]
 
     ys, grads = run_model(device, model, xs, dys)

@@ -3,6 +3,8 @@ gradients (run_layer, run_loss, run_model)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..layers.activation import elementwise
@@ -11,11 +13,15 @@ from ..losses import Loss
 from ..schedule import Recorder
 
 
-def run_layer(device, layer, xs, params: dict, dy: np.ndarray, need_dx=True):
+def run_layer(device, layer, xs, params: dict, dy: np.ndarray, need_dx=True, shapes=None, state=None,
+              training: bool = True, return_state: bool = False):
     """Forward then backward of `layer` on the GPU with the given inputs, parameters and upstream
     gradient dL/dy. `xs` is one (batch, width) array or a list of them (a multi-input layer such as
-    Add); `need_dx` is a bool or one bool per input. Returns (y, dx, {param name: gradient}), where
-    dx is an array (or None) for a single array `xs`, and a list of them for a list `xs`.
+    Add); `need_dx` is a bool or one bool per input; `shapes` the per-sample shape of each input
+    (e.g. [(C, H, W)] for a convolution; default: flat features). `state`: the layer's
+    non-trainable state (default: its initial `buffers()`), `training`: the mode forward and
+    backward run in. Returns (y, dx, {param name: gradient}) (and the state after the run with
+    `return_state`), where dx is an array (or None) for a single array `xs`, and a list for a list `xs`.
 
     A view (a layer with `is_view`, which records no dispatch) is run as the plan runs it: its
     output is its input's buffer and its input gradient is its output gradient's buffer."""
@@ -25,7 +31,11 @@ def run_layer(device, layer, xs, params: dict, dy: np.ndarray, need_dx=True):
     if len(needs) != len(xs):
         raise ValueError(f"run_layer: need_dx has {len(needs)} entries for {len(xs)} inputs")
     batch = xs[0].shape[0]
-    out = layer.out_features(*(x.shape[1] for x in xs))
+    in_shapes = [(x.shape[1],) for x in xs] if shapes is None else [tuple(int(d) for d in s) for s in shapes]
+    if len(in_shapes) != len(xs) or any(math.prod(s) != x.shape[1] for s, x in zip(in_shapes, xs)):
+        raise ValueError(f"run_layer: shapes {in_shapes} do not match the input widths {[x.shape[1] for x in xs]}")
+    out_shape = tuple(layer.output_shape(*in_shapes))
+    out = math.prod(out_shape)
     dy = np.asarray(dy, np.float32)
     if dy.shape != (batch, out):
         raise ValueError(f"run_layer: dy has shape {dy.shape}, expected {(batch, out)}")
@@ -40,12 +50,12 @@ def run_layer(device, layer, xs, params: dict, dy: np.ndarray, need_dx=True):
         y_buf = device.buffer("y", (batch, out), staged=True)
         dx_bufs = [device.buffer(f"dx{i}" if len(xs) > 1 else "dx", x.shape) if n else None
                    for i, (x, n) in enumerate(zip(xs, needs))]
-    param_bufs = {n: device.buffer(n, np.shape(v), staged=True) for n, v in params.items()}
-    for n, v in params.items():
-        device.write(param_bufs[n], v)
+    param_bufs = _staged(device, params)
+    state_bufs = _staged(device, layer.buffers() if state is None else state)
     step = device.buffer("step", (1,), np.uint32, staged=True)
     io = LayerIO(device, batch, xs=x_bufs, y=y_buf, params=param_bufs, dy=dy_buf, dxs=dx_bufs,
-                 grads={n: device.buffer(f"{n}.grad", np.shape(v)) for n, v in params.items()}, step=step)
+                 grads={n: device.buffer(f"{n}.grad", np.shape(v)) for n, v in params.items()}, step=step,
+                 training=training, in_shapes=in_shapes, out_shape=out_shape, state=state_bufs)
     for buf, x in zip(x_bufs, xs):
         buf.host_view()[...] = x
     dy_buf.host_view()[...] = dy
@@ -61,7 +71,21 @@ def run_layer(device, layer, xs, params: dict, dy: np.ndarray, need_dx=True):
     y = device.read(y_buf) if view else y_buf.host_view().copy()
     dxs = [device.read(b) if b is not None else None for b in dx_bufs]
     grads = {n: device.read(g) for n, g in io.grads.items()}
-    return y, (dxs[0] if single else dxs), grads
+    result = (y, (dxs[0] if single else dxs), grads)
+    if return_state:
+        result += ({n: device.read(b) for n, b in state_bufs.items()},)
+    return result
+
+
+def _staged(device, values: dict) -> dict:
+    """Host-writable device buffers holding `values` (name -> array), dtype kept (float32 or uint32)."""
+    bufs = {}
+    for n, v in values.items():
+        v = np.asarray(v)
+        dtype = np.uint32 if v.dtype.kind in "iu" else np.float32
+        bufs[n] = device.buffer(n, v.shape, dtype, staged=True)
+        device.write(bufs[n], v.astype(dtype))
+    return bufs
 
 
 def run_loss(device, loss, pred: np.ndarray, target, dloss: float):

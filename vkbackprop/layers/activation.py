@@ -26,6 +26,7 @@ class Activation(Module):
     forward_shader: str
     backward_shader: str
     saves: str   # "x" or "y": what backward needs from the forward pass
+    keeps_shape = True
 
     def __repr__(self) -> str:
         # The built-in activation's name, also for a user's subclass of it (gradcheck messages add the class).

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 
 
@@ -26,10 +28,18 @@ class LayerIO:
     grads: dict = field(default_factory=dict)    # name -> Buffer, written by backward
     training: bool = True          # False in the prediction (eval-mode) sequence
     step: object = None            # uint32[1] device buffer: the training step count (random streams)
+    in_shapes: list = None         # per-sample shape of each input, e.g. (C, H, W); default (width,)
+    out_shape: tuple = None        # per-sample shape of the output; default (width,)
+    state: dict = field(default_factory=dict)    # name -> Buffer: non-trainable state (running statistics)
+    saved: dict = field(default_factory=dict)    # scratch a layer's forward makes for its backward (argmax)
 
     def __post_init__(self):
         if self.dxs is None:
             self.dxs = [None] * len(self.xs)
+        if self.in_shapes is None:
+            self.in_shapes = [(x.shape[-1],) for x in self.xs]
+        if self.out_shape is None:
+            self.out_shape = (self.y.shape[-1],)
 
     @property
     def x(self):
@@ -52,10 +62,23 @@ class Module:
     in_features: int | None = None   # known input width, if the layer fixes one
     name: str | None = None          # optional prefix of its state_dict keys in a Model
     differs_in_eval = False          # True if forward depends on io.training (dropout, batch norm)
+    keeps_shape = False              # True if the output has its (first) input's per-sample shape
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Initial host values of the parameters, PyTorch names and shapes."""
         return {}
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Initial host values of non-trainable state (BatchNorm's running statistics), PyTorch names
+        and shapes: in the state_dict and checkpoints, updated by forward, never by the optimizer."""
+        return {}
+
+    def output_shape(self, *shapes: tuple) -> tuple:
+        """Per-sample output shape for the inputs' per-sample shapes (ValueError if it cannot take
+        them). The default treats the inputs as flat features: (out_features(*widths),), or the
+        first input's shape for a layer that `keeps_shape` (elementwise layers)."""
+        width = self.out_features(*(math.prod(s) for s in shapes))
+        return tuple(shapes[0]) if self.keeps_shape else (width,)
 
     def out_features(self, *in_features: int) -> int:
         """Output width for the input widths; ValueError if the layer cannot take them."""

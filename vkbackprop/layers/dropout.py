@@ -22,6 +22,7 @@ class Dropout(Module):
     """
 
     differs_in_eval = True
+    keeps_shape = True
 
     def __init__(self, p: float = 0.5, seed: int | None = None):
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(float(p)) \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from .activation import elementwise
@@ -10,6 +11,8 @@ from .base import LayerIO, Module
 
 class Add(Module):
     """y = x_1 + ... + x_n (n >= 2 inputs of one width); each input's gradient is dy."""
+
+    keeps_shape = True
 
     def __repr__(self) -> str:
         return "Add()"
@@ -35,8 +38,9 @@ class Add(Module):
 
 class Concat(Module):
     """y = torch.cat([x_1, ..., x_n], dim=-1): n >= 2 inputs of any widths, joined along the
-    features (dim -1 or 1); the output width is the sum. Each input is copied into its column
-    slice of y (one dispatch per input); each input's gradient is its slice of dy."""
+    features (dim -1 or 1); the output width is the sum. Values with per-sample shapes (C_i, H, W)
+    are joined along channels with Concat(dim=1), as torch.cat(dim=1). Each input is copied into
+    its column slice of y (one dispatch per input); each input's gradient is its slice of dy."""
 
     def __init__(self, dim: int = -1):
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or int(dim) not in (-1, 1):
@@ -50,6 +54,17 @@ class Concat(Module):
         if len(in_features) < 2:
             raise ValueError(f"Concat takes at least 2 inputs, got {len(in_features)}")
         return sum(in_features)
+
+    def output_shape(self, *shapes) -> tuple:
+        # Per sample, (C_i, H, W) values stored row-major concatenated along C are exactly their
+        # flattened rows concatenated: channel concatenation (torch.cat(dim=1)) is the same copy.
+        width = self.out_features(*(math.prod(s) for s in shapes))
+        if all(len(s) == 1 for s in shapes):
+            return (width,)
+        if self.dim != 1 or len({tuple(s[1:]) for s in shapes}) != 1:
+            raise ValueError(f"{self!r}: per-sample shapes {[tuple(s) for s in shapes]} can only be joined along "
+                             "dim 1 (channels) with equal trailing dims: use Concat(dim=1), or Flatten first")
+        return (sum(s[0] for s in shapes),) + tuple(shapes[0][1:])
 
     @staticmethod
     def _slices(io: LayerIO):
