@@ -109,6 +109,21 @@ def test_load_restores_everything_in_process(device, saved):
     assert [other.step(*batch(k)) for k in range(N, N + 2)] == [trainer.step(*batch(k)) for k in range(N, N + 2)]
 
 
+def test_counts_and_history_round_trip(device, tmp_path):
+    """skipped_steps (non-finite steps skipped), fit's epoch count and history survive a checkpoint;
+    Trainer(resume=path) is load_state at construction."""
+    trainer = make_trainer(device)
+    trainer.fit(*batch(0), epochs=2, verbose=False)
+    trainer.skipped_steps = 3          # as if three steps had been skipped with on_nonfinite='skip'
+    path = tmp_path / "counts.safetensors"
+    trainer.save(path)
+    fresh = make_trainer(device)
+    other = type(fresh)(fresh.model, fresh.loss, fresh.optimizer, fresh.batch_size, device=device, resume=path)
+    assert (other.steps, other.skipped_steps, other.epochs) == (2, 3, 2)
+    assert other.history == trainer.history and len(other.history["loss"]) == 2
+    assert_same(snapshot(other), snapshot(trainer))
+
+
 def test_metadata_describes_the_trainer(saved):
     trainer, path = saved
     meta, tensors = checkpoint.read(path)
@@ -151,7 +166,7 @@ def damage(path: Path, how: str, rng) -> Path:
         i = int(rng.integers(8 + n, len(data)))
         data[i] ^= 1 << int(rng.integers(0, 8))
     elif how == "flip_header":
-        start = data.index(b'steps\\": ', 8)   # the step count in the description: still valid JSON
+        start = data.index(b'\\"steps\\": ', 8) + 2   # the step count in the description: still valid JSON
         assert data[start + 9:start + 10] == b"5"
         data[start + 9] ^= 0x01
     elif how == "garbage":

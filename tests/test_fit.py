@@ -140,8 +140,62 @@ def test_cli_train_digits(tmp_path):
     assert "test accuracy" in proc.stdout
 
 
-def test_cli_train_cnn_is_not_available(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "vkbackprop", "train", "--model", "cnn", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "cnn is not available yet" in proc.stderr
+def test_fit_gathers_the_next_batch_while_the_gpu_runs_the_step(device, rng, monkeypatch):
+    """The input pipeline: batch k+1 is gathered between submitting step k and waiting for it."""
+    from vkbackprop import fitting
+    x, y = _problem(rng)
+    trainer = _trainer(device)
+    events = []
+    gather, submit, collect = fitting._gather, trainer._submit, trainer._collect
+    monkeypatch.setattr(fitting, "_gather", lambda *a: events.append("gather") or gather(*a))
+    monkeypatch.setattr(trainer, "_submit", lambda *a: events.append("submit") or submit(*a))
+    monkeypatch.setattr(trainer, "_collect", lambda: events.append("collect") or collect())
+    trainer.fit(x, y, epochs=1, verbose=False)
+    assert events == ["gather"] + ["submit", "gather", "collect"] * 3 + ["submit", "collect"]
+
+
+def test_fit_resumes_from_a_checkpoint_bit_identically(device, rng, tmp_path):
+    x, y = _problem(rng)
+    straight = _trainer(device, opt=vb.Adam(lr=0.01))
+    full = straight.fit(x, y, epochs=3, seed=4, verbose=False)
+
+    path = tmp_path / "fit.safetensors"
+    first = _trainer(device, opt=vb.Adam(lr=0.01))
+    first.fit(x, y, epochs=1, seed=4, verbose=False, checkpoint=path)   # saved after the epoch
+    resumed = _trainer(device, seed=99, opt=vb.Adam(lr=0.01))          # other initial weights: all overwritten
+    resumed = vb.Trainer(resumed.model, resumed.loss, resumed.optimizer, 16, device=device, resume=path)
+    assert (resumed.epochs, resumed.steps) == (1, 4)
+    rest = resumed.fit(x, y, epochs=2, seed=4, verbose=False)
+    assert rest == {k: v[1:] for k, v in full.items()}          # identical floats, not close
+    assert resumed.history == straight.history == full
+    for (k, a), (_, b) in zip(resumed.model.state_dict().items(), straight.model.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "vkbackprop", "train", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_resume_continues_a_run_bit_identically(tmp_path):
+    # No schedule: a schedule is laid out over --epochs, which the shortened first run changes (an
+    # interrupted real run is resumed with its own --epochs, and its schedule continues exactly).
+    common = ["--dataset", "digits", "--batch-size", "128", "--optimizer", "adam", "--lr", "0.01", "--quiet"]
+    straight = _cli(*common, "--epochs", "3", "--checkpoint", tmp_path / "a.ckpt", "--out", tmp_path / "a")
+    assert straight.returncode == 0, straight.stderr
+    part = _cli(*common, "--epochs", "1", "--checkpoint", tmp_path / "b.ckpt", "--out", tmp_path / "b")
+    assert part.returncode == 0, part.stderr
+    resumed = _cli(*common, "--epochs", "3", "--checkpoint", tmp_path / "b.ckpt", "--resume", "--out", tmp_path / "c")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    c = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert c["resumed"] and len(c["history"]["loss"]) == 3
+    assert c["history"] == a["history"] and c["test"] == a["test"]
+
+
+def test_cli_resume_needs_a_checkpoint(tmp_path):
+    proc = _cli("--resume", "--out", tmp_path)
+    assert proc.returncode == 2 and "--resume needs --checkpoint" in proc.stderr
+    proc = _cli("--resume", "--checkpoint", tmp_path / "missing.ckpt", "--out", tmp_path)
+    assert proc.returncode == 2 and "no checkpoint at" in proc.stderr

@@ -7,9 +7,15 @@ A checkpoint is one safetensors file:
   `torch.nn.Module.load_state_dict` dict; the optimizer state per parameter (read back from its
   device-only buffers) under `"__optimizer__/<param>/<state>"` (PyTorch's state names);
 - metadata (safetensors' string metadata): `"vkbackprop.checkpoint"`, a JSON document (format
-  version, trainer step count, batch size, parameter shapes, the Dropout seeds, the optimizer's kind,
-  settings, hyper-parameters and schedule description, the state layout), and `"vkbackprop.sha256"`,
-  a SHA-256 of that JSON and of every tensor (name, dtype, shape, bytes).
+  version, trainer step count, skipped (non-finite) steps, completed `fit` epochs and their history,
+  batch size, parameter and buffer shapes, the Dropout seeds, the optimizer's kind, settings,
+  hyper-parameters and schedule description, the state layout), and `"vkbackprop.sha256"`, a SHA-256
+  of that JSON and of every tensor (name, dtype, shape, bytes).
+
+The model part holds the buffers too (BatchNorm's running statistics; num_batches_tracked as int64,
+like PyTorch). Random state: every random number in a step is a function of a layer's seed (in the
+checkpoint) and the step count, and `fit` derives each epoch's shuffle from its seed and the epoch
+number, so the step count and the epoch count are the whole random state.
 
 Saving is atomic: the file is written to a temporary file in the same directory, flushed and
 fsynced, then renamed over `path` (`os.replace`), so a crash mid-save leaves the previous file intact.
@@ -36,7 +42,7 @@ from collections import OrderedDict
 import numpy as np
 
 FORMAT = "vkbackprop.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CHECKSUM_KEY = "vkbackprop.sha256"
 OPTIMIZER_PREFIX = "__optimizer__/"
 
@@ -58,7 +64,8 @@ def save(trainer, path) -> None:
 
 
 def load(trainer, path) -> None:
-    """Restore `trainer` (parameters, optimizer state, step count) from the checkpoint at `path`;
+    """Restore `trainer` (parameters, buffers, optimizer state, step, skipped-step and epoch counts,
+    fit history) from the checkpoint at `path`;
     a damaged or mismatched checkpoint raises ValueError and changes nothing."""
     path = os.fspath(path)
     meta, tensors = read(path)
@@ -75,9 +82,15 @@ def load(trainer, path) -> None:
                          f"{opt['kind']!r} in this trainer")
     _compare(where, f"{opt['kind']} fixed settings", saved_opt.get("fixed"), opt["fixed"])
     _compare(where, "optimizer state (param: {state: shape})", saved_opt.get("state"), opt["state"])
-    steps = meta.get("steps")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"{where}: step count {steps!r} is not an int >= 0")
+    counts = {}
+    for key in ("steps", "skipped_steps", "epochs"):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where}: '{key}' is {value!r}, not an int >= 0")
+        counts[key] = value
+    history = meta.get("history")
+    if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+        raise ValueError(f"{where}: 'history' is {history!r}, not a dict of lists")
     expected = list(want["parameters"]) + [f"{OPTIMIZER_PREFIX}{p}/{s}" for p, states in opt["state"].items()
                                            for s in states]
     if sorted(tensors) != sorted(expected):
@@ -96,7 +109,8 @@ def load(trainer, path) -> None:
     trainer.model.load_state_dict({name: tensors[name] for name in want["parameters"]})
     _write_optimizer_state(trainer, {p: {s: tensors[f"{OPTIMIZER_PREFIX}{p}/{s}"] for s in states}
                                      for p, states in opt["state"].items()})
-    trainer.steps = steps
+    trainer.steps, trainer.skipped_steps, trainer.epochs = counts["steps"], counts["skipped_steps"], counts["epochs"]
+    trainer.history = {k: list(v) for k, v in history.items()}
 
 
 def read(path) -> "tuple[dict, OrderedDict[str, np.ndarray]]":
@@ -143,6 +157,9 @@ def describe(trainer) -> dict:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "steps": int(trainer.steps),
+        "skipped_steps": int(trainer.skipped_steps),
+        "epochs": int(trainer.epochs),
+        "history": trainer.history,
         "batch_size": int(trainer.batch_size),
         "parameters": {name: list(buf.shape) for name, buf in {**store.params, **store.states}.items()},
         "dropout_seeds": seeds,

@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     check.add_argument("--seed", type=int, default=0, help="seed of inputs and upstream gradients (default 0)")
     check.set_defaults(run=gradcheck)
     fit = sub.add_parser("train", help="train a model on a data set; writes metrics.json and curve.png")
-    fit.add_argument("--model", default="mlp", help="mlp (input -> 128 -> ReLU -> classes); cnn: not available yet")
+    fit.add_argument("--model", default="mlp", help="mlp (input -> 128 -> ReLU -> classes) or cnn "
+                     "((conv3x3-bn-relu-maxpool) x2 + linear, for square images)")
     fit.add_argument("--dataset", default="digits", help="digits, mnist:<folder of IDX files> or <file.npz>")
     fit.add_argument("--epochs", type=int, default=10, help="default 10")
     fit.add_argument("--batch-size", type=int, default=64, help="default 64")
@@ -80,6 +81,8 @@ def main(argv=None) -> int:
     fit.add_argument("--device", type=int, default=None, help="Vulkan device index (see `vkbackprop devices`)")
     fit.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
     fit.add_argument("--out", default="out/train", help="folder for metrics.json and curve.png (default out/train)")
+    fit.add_argument("--checkpoint", default=None, help="save the trainer here after every epoch (atomic)")
+    fit.add_argument("--resume", action="store_true", help="continue from --checkpoint up to --epochs in total")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=train)
     args = parser.parse_args(argv)

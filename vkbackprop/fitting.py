@@ -1,7 +1,8 @@
 """Trainer.fit and Trainer.evaluate: epochs of training steps over a data set, and float64 metrics.
 
-Batches of an epoch: the rows in a shuffled order (a permutation from `np.random.default_rng(seed)`,
-one per epoch, or 0..n-1 without shuffling) cut into ceil(n / batch_size) batches. A training step
+Batches of an epoch: the rows in a shuffled order (a permutation from
+`np.random.default_rng((seed, epoch))`, epoch counted over the trainer's life so that a resumed run
+continues the same sequence, or 0..n-1 without shuffling) cut into ceil(n / batch_size) batches. A training step
 needs exactly batch_size rows, so the last, partial batch is filled by wrapping around: it continues
 with the first rows of the same epoch's order (positions taken modulo n, so a data set smaller than a
 batch repeats rows). Every row is trained on at least once per epoch; the wrapped-in rows a second time.
@@ -28,10 +29,12 @@ def epoch_batches(rows: int, batch_size: int, epoch_rng: np.random.Generator | N
     return [order[positions[k * batch_size:(k + 1) * batch_size]] for k in range(steps)]
 
 
-def batch_order(rows: int, batch_size: int, epochs: int, shuffle: bool = True, seed: int = 0) -> list:
-    """The batches `fit` trains on: a list per epoch of index arrays (for reproducing a fit by hand)."""
-    rng = np.random.default_rng(seed)
-    return [epoch_batches(rows, batch_size, rng if shuffle else None) for _ in range(epochs)]
+def batch_order(rows: int, batch_size: int, epochs: int, shuffle: bool = True, seed: int = 0,
+                first_epoch: int = 0) -> list:
+    """The batches `fit` trains on in epochs first_epoch, first_epoch + 1, ...: a list per epoch of
+    index arrays (for reproducing a fit by hand)."""
+    return [epoch_batches(rows, batch_size, np.random.default_rng((seed, e)) if shuffle else None)
+            for e in range(first_epoch, first_epoch + epochs)]
 
 
 def _labelled(losses) -> bool:
@@ -89,8 +92,13 @@ def evaluate(trainer, x, y) -> dict:
     return _metrics(trainer, xs, ys)
 
 
+def _gather(xs: list, ys: list, idx: np.ndarray) -> tuple:
+    """One batch's rows of every input and target (the host-side preparation of a step)."""
+    return [a[idx] for a in xs], [t[idx] for t in ys]
+
+
 def fit(trainer, x, y, epochs: int, validation_data=None, shuffle: bool = True, seed: int = 0,
-        verbose: bool = True) -> dict:
+        verbose: bool = True, checkpoint=None) -> dict:
     """See Trainer.fit."""
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
@@ -114,19 +122,23 @@ def fit(trainer, x, y, epochs: int, validation_data=None, shuffle: bool = True, 
         if labelled:
             history["val_accuracy"] = []
 
-    rng = np.random.default_rng(int(seed))
     b = trainer.batch_size
     one_x = len(xs) == 1
-    for epoch in range(int(epochs)):
-        batches = epoch_batches(rows, b, rng if shuffle else None)
+    first = trainer.epochs
+    for epoch, batches in enumerate(batch_order(rows, b, int(epochs), bool(shuffle), int(seed), first), first):
         losses, correct, seen = [], 0, 0
-        with tqdm(total=rows, desc=f"epoch {epoch + 1}/{epochs}", unit="sample", disable=not verbose,
+        with tqdm(total=rows, desc=f"epoch {epoch + 1}/{first + epochs}", unit="sample", disable=not verbose,
                   dynamic_ncols=True) as bar:
-            for k, idx in enumerate(batches):
+            ahead = _gather(xs, ys, batches[0])
+            for k in range(len(batches)):
+                bx, by = ahead
+                trainer._submit(bx, by)    # the data was checked once, up front
+                try:
+                    if k + 1 < len(batches):
+                        ahead = _gather(xs, ys, batches[k + 1])   # host work overlapping the GPU step
+                finally:
+                    losses.append(trainer._collect())
                 fresh = min(b, rows - k * b)   # rows of this batch not wrapped in from the start
-                bx = [a[idx] for a in xs]
-                by = [t[idx] for t in ys]
-                losses.append(trainer.step(bx[0] if one_x else bx, by[0] if len(by) == 1 else by))
                 if labelled:   # the logits of the step's (training-mode) forward, before its update
                     logits = trainer.device.read(trainer.plan.outputs[0])
                     correct += int((logits[:fresh].argmax(axis=1) == by[0][:fresh]).sum())
@@ -142,4 +154,9 @@ def fit(trainer, x, y, epochs: int, validation_data=None, shuffle: bool = True, 
                 if labelled:
                     history["val_accuracy"].append(metrics["accuracy"])
             bar.set_postfix({key: f"{values[-1]:.4f}" for key, values in history.items()})
+        trainer.epochs += 1
+        for key, values in history.items():
+            trainer.history.setdefault(key, []).append(values[-1])
+        if checkpoint is not None:
+            trainer.save(checkpoint)
     return history

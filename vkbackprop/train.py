@@ -31,10 +31,13 @@ class Trainer:
     FloatingPointError naming the step (`steps`, 0-based) and the first parameter whose gradient is
     not finite (or the loss). 'skip': step returns the non-finite loss, `skipped_steps` counts it and
     `steps` does not advance, so schedules, Adam's bias corrections and SGD's first-momentum step
-    see only the steps that happened (like torch.cuda.amp.GradScaler skipping optimizer.step())."""
+    see only the steps that happened (like torch.cuda.amp.GradScaler skipping optimizer.step()).
+
+    resume: a checkpoint path (`trainer.save`) to continue from: parameters, buffers, optimizer
+    state, counts and fit history are restored (see load_state)."""
 
     def __init__(self, model: Model, loss, optimizer: Optimizer, batch_size: int, device: Device | None = None,
-                 clip_grad_norm: float | None = None, on_nonfinite: str = "raise"):
+                 clip_grad_norm: float | None = None, on_nonfinite: str = "raise", resume=None):
         if not isinstance(model, Model):
             raise ValueError(f"Trainer: model must be a vkbackprop Model or Sequential, got {_qualname(model)}")
         losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
@@ -60,6 +63,10 @@ class Trainer:
         self.steps = 0   # training steps taken; with a layer's seed, it picks that step's random numbers
         self.skipped_steps = 0      # non-finite steps skipped with on_nonfinite='skip'
         self.last_grad_norm = None  # total gradient norm of the last step, before clipping
+        self.epochs = 0             # epochs completed by fit (it resumes the shuffle order from here)
+        self.history = {}           # fit's per-epoch metrics over every fit call (and resumed runs)
+        if resume is not None:
+            self.load_state(resume)
 
     @property
     def loss(self) -> Loss:
@@ -73,14 +80,24 @@ class Trainer:
         ys = [loss.check_target(t, self.batch_size, v.width) if len(ys) == 1 else
               _prefixed(lambda: loss.check_target(t, self.batch_size, v.width), f"y[{i}]")
               for i, (loss, t, v) in enumerate(zip(self.losses, ys, self.model.outputs))]
-        # Step-dependent optimizer values (scheduled lr, bias corrections) for this trainer's step.
-        hyper = self.optimizer.hyper_values(self.steps)
+        self._submit(xs, ys)
+        return self._collect()
+
+    def _submit(self, xs: list, ys: list) -> None:
+        """Start the recorded step on checked batch arrays and return at once (the GPU runs it;
+        the host may prepare the next batch meanwhile); `_collect` waits for it."""
         plan = self.plan
         for buf, value in zip(plan.inputs + plan.targets, xs + ys):
             buf.host_view()[...] = value
-        plan.hyper.host_view()[...] = hyper
+        # Step-dependent optimizer values (scheduled lr, bias corrections) for this trainer's step.
+        plan.hyper.host_view()[...] = self.optimizer.hyper_values(self.steps)
         plan.step.host_view()[...] = self.steps
-        plan.train.sequence.eval()
+        plan.train.sequence.eval_async()
+
+    def _collect(self) -> float:
+        """Wait for the step `_submit` started; its loss (the guard raises or counts a skip)."""
+        plan = self.plan
+        plan.train.sequence.eval_await()
         loss = float(sum(float(b.host_view()[0]) for b in plan.losses))
         if self._check_guard(loss):
             self.steps += 1
@@ -127,18 +144,21 @@ class Trainer:
         return outs[0] if len(outs) == 1 else outs
 
     def fit(self, x, y, epochs: int, validation_data=None, shuffle: bool = True, seed: int = 0,
-            verbose: bool = True) -> dict:
-        """Train for `epochs` epochs of ceil(n / batch_size) steps; returns the history, a dict of
+            verbose: bool = True, checkpoint=None) -> dict:
+        """Train `epochs` more epochs of ceil(n / batch_size) steps; returns their history, a dict of
         per-epoch lists: 'loss' (mean of the epoch's step losses) and, for one output with integer
         labels (CrossEntropyLoss(target='labels'), NLLLoss), 'accuracy' (of the training-mode logits
         of each step, every row counted once); with validation_data=(x_val, y_val) also 'val_loss'
-        and 'val_accuracy' (Trainer.evaluate after each epoch). Rows are shuffled each epoch by
-        np.random.default_rng(seed) (deterministic); the last partial batch wraps around to the
-        first rows of the epoch's order (vkbackprop.fitting.batch_order lists the batches).
+        and 'val_accuracy' (Trainer.evaluate after each epoch). `trainer.history` collects every
+        epoch of every fit (and survives checkpoints); `trainer.epochs` counts them. Epoch e (counted
+        over the trainer's life) shuffles the rows by np.random.default_rng((seed, e)), so a resumed
+        run continues the same order; the last partial batch wraps around to the first rows of the
+        epoch's order (vkbackprop.fitting.batch_order lists the batches). While the GPU runs a step,
+        the host gathers the next batch. `checkpoint`: a path saved (atomically) after each epoch.
         A tqdm bar (loss, samples/s, ETA) per epoch unless verbose=False."""
         from .fitting import fit
         return fit(self, x, y, epochs, validation_data=validation_data, shuffle=shuffle, seed=seed,
-                   verbose=verbose)
+                   verbose=verbose, checkpoint=checkpoint)
 
     def evaluate(self, x, y) -> dict:
         """{'loss': ..., 'accuracy': ...} over every row of (x, y): the outputs of predict (eval
@@ -158,15 +178,17 @@ class Trainer:
                            for name, state in self.plan.optimizer_state.items())
 
     def save(self, path) -> None:
-        """Write a checkpoint (safetensors: parameters, optimizer state, step count, optimizer
-        description, format version, checksum) atomically to `path` (vkbackprop.checkpoint)."""
+        """Write a checkpoint (safetensors: parameters, buffers, optimizer state, step and epoch
+        counts, fit history, optimizer description, format version, checksum) atomically to `path`
+        (vkbackprop.checkpoint)."""
         from .checkpoint import save
         save(self, path)
 
     def load_state(self, path) -> None:
         """Resume from a checkpoint of a trainer built the same way (model, optimizer kind, Dropout
-        seeds): restores parameters, optimizer state and `steps`. A damaged or mismatched file raises
-        ValueError and changes nothing (vkbackprop.checkpoint)."""
+        seeds): restores parameters, buffers, optimizer state, `steps`, `skipped_steps`, `epochs` and
+        `history`. A damaged or mismatched file raises ValueError and changes nothing
+        (vkbackprop.checkpoint)."""
         from .checkpoint import load
         load(self, path)
 

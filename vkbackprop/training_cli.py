@@ -1,4 +1,5 @@
-"""`vkbackprop train`: fit an MLP on a data set, write DIR/metrics.json and DIR/curve.png."""
+"""`vkbackprop train`: fit an MLP or a CNN on a data set, write DIR/metrics.json and DIR/curve.png;
+`--checkpoint PATH` saves after every epoch and `--resume` continues from it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-HIDDEN = 128
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
 
@@ -52,16 +52,19 @@ def plot_curve(history: dict, path: Path, title: str) -> None:
 def run(args) -> int:
     import vkbackprop as vb
     from .data import load_dataset
+    from . import zoo
     from .device import Device
 
     def fail(message: str) -> int:
         print(f"vkbackprop train: {message}", file=sys.stderr)
         return 2
 
-    if args.model != "mlp":
-        if args.model == "cnn":
-            return fail("--model cnn is not available yet (only --model mlp)")
-        return fail(f"unknown --model {args.model!r} (only 'mlp'; 'cnn' is not available yet)")
+    if args.model not in ("mlp", "cnn"):
+        return fail(f"unknown --model {args.model!r}: expected 'mlp' or 'cnn'")
+    if args.resume and args.checkpoint is None:
+        return fail("--resume needs --checkpoint PATH (the file to continue from)")
+    if args.resume and not Path(args.checkpoint).is_file():
+        return fail(f"--resume: no checkpoint at {args.checkpoint}")
     if args.epochs < 1:
         return fail(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1:
@@ -74,14 +77,18 @@ def run(args) -> int:
         steps_per_epoch = -(-len(x_train) // args.batch_size)
         schedule = _schedule(args.schedule, steps_per_epoch * args.epochs, steps_per_epoch, args.epochs)
         vb.manual_seed(args.seed)
-        model = vb.Sequential(vb.Linear(x_train.shape[1], HIDDEN), vb.ReLU(), vb.Linear(HIDDEN, classes))
+        features = x_train.shape[1]
+        model = zoo.mlp(features, classes) if args.model == "mlp" else zoo.cnn(zoo.image_shape(features), classes)
         trainer = vb.Trainer(model, loss=vb.CrossEntropyLoss(), optimizer=_optimizer(args.optimizer, lr, schedule),
-                             batch_size=args.batch_size, device=device)
+                             batch_size=args.batch_size, device=device,
+                             resume=args.checkpoint if args.resume else None)
         print(f"device: [{device.index}] {device.name} ({device.properties['device_type']}); "
-              f"{args.dataset}: {len(x_train)} train, {len(x_test)} test, {x_train.shape[1]} features, {classes} classes")
+              f"{args.dataset}: {len(x_train)} train, {len(x_test)} test, {features} features, {classes} classes")
+        if args.resume:
+            print(f"resumed from {args.checkpoint}: {trainer.epochs} epochs ({trainer.steps} steps) done")
         start = time.perf_counter()
-        history = trainer.fit(x_train, y_train, args.epochs, validation_data=(x_test, y_test), seed=args.seed,
-                              verbose=not args.quiet)
+        trainer.fit(x_train, y_train, max(0, args.epochs - trainer.epochs), validation_data=(x_test, y_test),
+                    seed=args.seed, verbose=not args.quiet, checkpoint=args.checkpoint)
         seconds = time.perf_counter() - start
         test = trainer.evaluate(x_test, y_test)
     except (ValueError, FileNotFoundError) as e:
@@ -94,10 +101,11 @@ def run(args) -> int:
         "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "seed": args.seed,
         "device": {"index": device.index, "name": device.name, "type": str(device.properties["device_type"])},
         "train_samples": len(x_train), "test_samples": len(x_test), "classes": classes,
-        "train_seconds": seconds, "history": history, "test": test,
+        "train_seconds": seconds, "history": trainer.history, "test": test,
+        "checkpoint": args.checkpoint, "resumed": bool(args.resume),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_curve(history, out / "curve.png", f"{args.model} on {args.dataset} ({args.optimizer}, lr {lr:g})")
+    plot_curve(trainer.history, out / "curve.png", f"{args.model} on {args.dataset} ({args.optimizer}, lr {lr:g})")
     print(f"test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.2%} on {len(x_test)} samples "
           f"({args.epochs} epochs in {seconds:.1f} s); wrote {out / 'metrics.json'} and {out / 'curve.png'}")
     return 0
