@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..layers.base import Module
@@ -25,8 +27,9 @@ def gradcheck(layer, inputs=None, *, params: dict | None = None, widths=None, ba
         (batch rows, the layer's input width or the registry's default widths).
     params: a layer's parameter values by name (default: layer.parameters()); for a model its
         state_dict is used.
-    widths: a layer's input widths for random inputs, e.g. (5, 5, 5) for an Add of three inputs
-        (default: the layer's in_features or the registry's default widths).
+    widths: a layer's input widths or per-sample shapes, e.g. (5, 5, 5) for an Add of three inputs,
+        ((3, 9, 9),) for a Conv2d (default: the layer's in_features or the registry's default);
+        with `inputs`, it gives their per-sample shapes.
     seed: seeds the random inputs, upstream gradient and finite-difference sample.
     rtol, atol: GPU vs reference tolerance, scaled by sqrt(reduction length + 1) (see vkbackprop.gradcheck).
     fd_rtol, fd_atol, eps: reference vs central differences (step eps).
@@ -84,21 +87,46 @@ def _as_inputs(inputs, what) -> list:
     return out
 
 
+def _per_sample_shapes(layer, spec, widths, xs) -> list:
+    """Each input's per-sample shape: from `widths` (ints or shape tuples), the registry's default
+    for random inputs, or the given arrays' widths."""
+    if widths is None and xs is None:
+        widths = spec.widths(layer)
+    if widths is None:
+        return [(x.shape[1],) for x in xs]
+    return [tuple(int(d) for d in w) if isinstance(w, (tuple, list)) else (int(w),) for w in widths]
+
+
+def _shaped(arrays, shapes) -> list:
+    """(batch, width) arrays as (batch, *per-sample shape): what the float64 references take."""
+    return [np.reshape(a, (len(a),) + tuple(s)) for a, s in zip(arrays, shapes)]
+
+
+def _flat(array) -> np.ndarray:
+    return np.reshape(array, (len(array), -1))
+
+
 def _check_layer(device, layer, inputs, params, widths, batch, rng, rtol, atol, fd_rtol, fd_atol, eps, fd_max):
     spec = _spec(layer, LayerSpec)
-    if inputs is None:
-        xs = [spec.draw(rng, (batch, int(w))) for w in (widths or spec.widths(layer))]
-    else:
-        xs = _as_inputs(inputs, "input")
+    given = None if inputs is None else _as_inputs(inputs, "input")
+    shapes = _per_sample_shapes(layer, spec, widths, given)
+    xs = given if given is not None else [spec.draw(rng, (batch, math.prod(s))) for s in shapes]
+    if len(shapes) != len(xs) or any(math.prod(s) != x.shape[1] for s, x in zip(shapes, xs)):
+        raise ValueError(f"gradcheck: shapes {shapes} do not match the inputs' widths {[x.shape[1] for x in xs]}")
     widths = [x.shape[1] for x in xs]
-    out = layer.out_features(*widths)
+    out = math.prod(layer.output_shape(*shapes))
     batch = xs[0].shape[0]
     params = {n: np.asarray(v, np.float32) for n, v in (layer.parameters() if params is None else params).items()}
     dy = _normal(rng, (batch, out))
+    out_shape = tuple(layer.output_shape(*shapes))
 
-    y, dxs, grads = run_layer(device, layer, xs, params, dy)
-    want_y = spec.forward(layer, xs, params)
-    want_dxs, want_grads = spec.backward(layer, xs, params, dy)
+    def forward(xs, params):
+        return _flat(spec.forward(layer, _shaped(xs, shapes), params))
+
+    y, dxs, grads = run_layer(device, layer, xs, params, dy, shapes=shapes)
+    want_y = forward(xs, params)
+    want_dxs, want_grads = spec.backward(layer, _shaped(xs, shapes), params, np.reshape(dy, (batch,) + out_shape))
+    want_dxs = [_flat(d) for d in want_dxs]
     lengths = spec.lengths(layer, batch, widths, out)
     dx_names = ["dx"] if len(xs) == 1 else [f"dx[{i}]" for i in range(len(xs))]
 
@@ -118,13 +146,13 @@ def _check_layer(device, layer, inputs, params, widths, batch, rng, rtol, atol, 
     dy64 = np.asarray(dy, np.float64)
     for i, name in enumerate(dx_names):
         def f(xi, i=i):
-            return float(np.sum(dy64 * spec.forward(layer, xs[:i] + [xi] + xs[i + 1:], params)))
+            return float(np.sum(dy64 * forward(xs[:i] + [xi] + xs[i + 1:], params)))
         pos = _positions(xs[i].size, rng, fd_max)
         fd = _central_differences(f, xs[i], pos, eps)
         result.fd[name] = _compare(name, check, want_dxs[i], fd, 0, fd_rtol, fd_atol, pos)
     for n in params:
         def f(pn, n=n):
-            return float(np.sum(dy64 * spec.forward(layer, xs, dict(params, **{n: pn}))))
+            return float(np.sum(dy64 * forward(xs, dict(params, **{n: pn}))))
         pos = _positions(params[n].size, rng, fd_max)
         fd = _central_differences(f, params[n], pos, eps)
         result.fd[f"d{n}"] = _compare(f"d{n}", check, want_grads[n], fd, 0, fd_rtol, fd_atol, pos)
@@ -157,12 +185,12 @@ def _check_loss(device, loss, inputs, batch, rng, rtol, atol, fd_rtol, fd_atol, 
 
 def _model_reference(model, xs, params):
     """Float64 forward of a graph model through the registered references: {id(value): array}."""
-    values = {id(v): np.asarray(x, np.float64) for v, x in zip(model.inputs, xs)}
+    values = {id(v): np.reshape(np.asarray(x, np.float64), (len(x),) + v.shape) for v, x in zip(model.inputs, xs)}
     for call in model.calls:
         spec = _spec(call.layer, LayerSpec)
         p = {n: params[key] for n, key in model.param_names(call.layer).items()}
-        values[id(call.output)] = np.asarray(spec.forward(call.layer, [values[id(v)] for v in call.inputs], p),
-                                             np.float64)
+        y = np.asarray(spec.forward(call.layer, [values[id(v)] for v in call.inputs], p), np.float64)
+        values[id(call.output)] = np.reshape(y, (len(y),) + call.output.shape)
     return values
 
 
@@ -173,7 +201,7 @@ def _model_backward(model, xs, params, dys):
     def add(key, g):
         grads[key] = grads[key] + g if key in grads else np.asarray(g, np.float64)
     for v, dy in zip(model.outputs, dys):
-        add(id(v), dy)
+        add(id(v), np.reshape(dy, (len(dy),) + v.shape))
     pgrads = {}
     for call in reversed(model.calls):
         if id(call.output) not in grads:
@@ -183,7 +211,7 @@ def _model_backward(model, xs, params, dys):
         p = {n: params[key] for n, key in names.items()}
         dxs, dparams = spec.backward(call.layer, [values[id(v)] for v in call.inputs], p, grads[id(call.output)])
         for v, dx in zip(call.inputs, dxs):
-            add(id(v), dx)
+            add(id(v), np.reshape(dx, (len(dx),) + v.shape))
         for n, key in names.items():
             pgrads[key] = pgrads[key] + dparams[n] if key in pgrads else np.asarray(dparams[n], np.float64)
     return values, pgrads
@@ -212,7 +240,7 @@ def _check_model(device, model, inputs, batch, rng, rtol, atol, fd_rtol, fd_atol
     check = "GPU vs reference"
     y_names = ["y"] if len(ys) == 1 else [f"y[{i}]" for i in range(len(ys))]
     for name, got, v in zip(y_names, ys, model.outputs):
-        result.gpu[name] = _compare(name, check, got, values[id(v)], k, rtol, atol)
+        result.gpu[name] = _compare(name, check, got, _flat(values[id(v)]), k, rtol, atol)
     for key in params:
         result.gpu[f"d{key}"] = _compare(f"d{key}", check, grads[key], want_grads.get(key, np.zeros_like(params[key])),
                                          k, rtol, atol)
@@ -221,7 +249,7 @@ def _check_model(device, model, inputs, batch, rng, rtol, atol, fd_rtol, fd_atol
     for key in params:
         def f(pk, key=key):
             vals = _model_reference(model, xs, dict(params, **{key: pk}))
-            return float(sum(np.sum(d * vals[id(v)]) for d, v in zip(dys64, model.outputs)))
+            return float(sum(np.sum(d * _flat(vals[id(v)])) for d, v in zip(dys64, model.outputs)))
         pos = _positions(params[key].size, rng, fd_max)
         fd = _central_differences(f, params[key], pos, eps)
         result.fd[f"d{key}"] = _compare(f"d{key}", check, want_grads.get(key, np.zeros_like(fd)), fd, 0,
