@@ -16,6 +16,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/mlp_step.py
+	$(PY) bench/cnn_step.py
 
 devices: setup
 	$(PY) -m vkbackprop devices

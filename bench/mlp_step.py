@@ -8,28 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-
 import numpy as np
 import torch
-from tqdm import tqdm
-
 import vkbackprop as vb
 from vkbackprop.schedule import Recorder
+from timing import median_ms
 
 SIZES, BATCH, LR = (784, 256, 256, 10), 128, 0.01
-
-
-def median_ms(fn, steps: int, warmup: int = 5, desc: str = "") -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in tqdm(range(steps), desc=desc, leave=False):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def vkbackprop_step(x, y):
