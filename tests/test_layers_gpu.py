@@ -140,3 +140,38 @@ def test_every_layer_runs_backward_twice_with_identical_bits(device, rng, make):
     np.testing.assert_array_equal(first[1], second[1])
     for name in params:
         np.testing.assert_array_equal(first[2][name], second[2][name])
+
+
+@pytest.mark.parametrize("kernel,tiles", [
+    ("scalar", None),
+    ("shuffle", None),
+    # SHARE above lavapipe's subgroup size (8): the core's path for small subgroups (no shuffles).
+    ("shuffle", {"TM": 16, "WG_X": 32, "SHARE": 16}),
+])
+@pytest.mark.parametrize("batch,fan_in,fan_out", [(128, 784, 256), (4, 8, 12), (36, 40, 44), (12, 4, 4),
+                                                  (5, 8, 10), (8, 12, 7)])
+def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan_in, fan_out):
+    """Both GEMM cores on shapes where the vec4 + shuffle core applies (multiples of 4) and on
+    partly aligned ones (it then runs only the passes it can); dispatch names show which ran."""
+    from vkbackprop.layers import gemm_shuffle
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
+    if tiles:
+        monkeypatch.setattr(gemm_shuffle, "TILE_A_ROWS", tiles)
+        monkeypatch.setattr(gemm_shuffle, "TILE_A_COLUMNS", tiles)
+    layer = vb.Linear(fan_in, fan_out)
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
+    x = rng.standard_normal((batch, fan_in)).astype(np.float32)
+    dy = rng.standard_normal((batch, fan_out)).astype(np.float32)
+    y, dx, grads = run_layer(device, layer, x, params, dy)
+    assert_sum_close(y, ref.linear_forward(x, params["weight"], params["bias"]), fan_in, "y")
+    rdx, rdw, rdb = ref.linear_backward(x, params["weight"], dy, has_bias=True)
+    assert_sum_close(dx, rdx, fan_out, "dx")
+    assert_sum_close(grads["weight"], rdw, batch, "dweight")
+    assert_sum_close(grads["bias"], rdb, batch, "dbias")
+
+    from vkbackprop.layers.base import LayerIO
+    names = [d.name for d in layer.forward(LayerIO(device, batch, [device.buffer("x", x.shape)],
+                                                   device.buffer("y", (batch, fan_out)),
+                                                   params={n: device.buffer(n, v.shape) for n, v in params.items()}))]
+    want = "linear/forward_shuffle.comp" if kernel == "shuffle" and fan_in % 4 == 0 else "linear/forward.comp"
+    assert names == [want]

@@ -8,7 +8,14 @@ import numpy as np
 
 from .. import random
 from .base import LayerIO, Module
+from . import gemm_shuffle
 from .gemm import gemm_dispatch
+
+
+# Each GEMM pass: (scalar core shader, vec4 + subgroup-shuffle core shader).
+_SHADERS = {"forward": ("linear/forward.comp", "linear/forward_shuffle.comp"),
+            "backward_weight": ("linear/backward_weight.comp", "linear/backward_weight_shuffle.comp"),
+            "backward_input": ("linear/backward_input.comp", "linear/backward_input_shuffle.comp")}
 
 
 class Linear(Module):
@@ -38,17 +45,24 @@ class Linear(Module):
             raise ValueError(f"{self!r} takes {self.in_features} input features, got {in_features}")
         return self.out
 
+    def _gemm(self, io, pass_: str, buffers: dict, m: int, n: int, k: int, a_k: bool, b_n: bool, constants=None):
+        """One of the three GEMMs: the vec4 + shuffle core where it applies, else the scalar core."""
+        scalar, shuffle = _SHADERS[pass_]
+        if gemm_shuffle.applies(io.device, m, n, k, a_k, b_n):
+            return gemm_shuffle.shuffle_dispatch(io.device, shuffle, buffers, m, n, k, a_k, constants)
+        return gemm_dispatch(io.device, scalar, buffers, m, n, k, constants)
+
     def forward(self, io: LayerIO) -> list:
         bias = io.params["bias"] if self.bias else io.device.placeholder
-        return [gemm_dispatch(io.device, "linear/forward.comp",
-                              {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y},
-                              io.batch, self.out, self.in_features, {"HAS_BIAS": self.bias})]
+        # y = x W^T: A = x is [batch][in] (k-contiguous), B = W^T is stored [out][in] (n-major).
+        return [self._gemm(io, "forward", {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y},
+                           io.batch, self.out, self.in_features, True, False, {"HAS_BIAS": self.bias})]
 
     def backward(self, io: LayerIO) -> list:
         # dW and db and dx only read dy, x and W: independent of each other, no barriers between them.
-        work = [gemm_dispatch(io.device, "linear/backward_weight.comp",
-                              {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
-                              self.out, self.in_features, io.batch)]
+        # dW = dy^T x: A = dy^T is stored [batch][out] (m-contiguous), B = x is [batch][in].
+        work = [self._gemm(io, "backward_weight", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
+                           self.out, self.in_features, io.batch, False, True)]
         if self.bias:
             io.device.check_loop(io.batch + 1, f"linear/backward_bias.comp (batch {io.batch})")  # +1: the exit
             program = io.device.program("linear/backward_bias.comp")
@@ -56,7 +70,7 @@ class Linear(Module):
                 program, {"dy": io.dy, "dbias": io.grads["bias"]},
                 io.device.grid_1d(self.out, program.local_size[0]), dict(B=io.batch, N=self.out)))
         if io.dx is not None:
-            work.append(gemm_dispatch(io.device, "linear/backward_input.comp",
-                                      {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
-                                      io.batch, self.in_features, self.out))
+            # dx = dy W: A = dy is [batch][out], B = W is [out][in].
+            work.append(self._gemm(io, "backward_input", {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
+                                   io.batch, self.in_features, self.out, True, True))
         return work

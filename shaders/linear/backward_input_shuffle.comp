@@ -1,0 +1,19 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// backward_input.comp with the vec4 + subgroup-shuffle GEMM core (in and out features % 4 == 0).
+// dx[b, i] = sum_o dy[b, o] * weight[o, i]
+
+layout(constant_id = 0) const uint M = 1;  // batch
+layout(constant_id = 1) const uint N = 1;  // in_features
+layout(constant_id = 2) const uint K = 1;  // out_features
+
+layout(set = 0, binding = 0) readonly buffer DY { vec4 dy[]; };
+layout(set = 0, binding = 1) readonly buffer Weight { vec4 weight[]; };
+layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
+
+#define A_K_CONTIGUOUS 1
+#define B_N_CONTIGUOUS 1
+#define A4(i) dy[i]
+#define B4(i) weight[i]
+#define STORE(m, n, v) dx[(m) * N + (n)] = (v)
+#include "../common/gemm_shuffle.glsl"
