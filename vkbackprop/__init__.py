@@ -10,6 +10,7 @@ from .layers.base import Module
 from .layers.linear import Linear
 from .layers.structure import Add, Concat
 from .layers.dropout import Dropout
+from .layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .layers.view import Flatten, Identity, Reshape
 from .layers.softmax import LogSoftmax, Softmax
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
@@ -24,7 +25,7 @@ from .gradcheck import gradcheck   # shadows the submodule name: import helpers 
 
 __all__ = ["Device", "list_devices", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax",
-           "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
+           "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
            "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
            "SequentialLR", "ChainedScheduler", "Trainer", "manual_seed", "ShaderError", "gradcheck"]
 __version__ = "0.1.0"

@@ -1,6 +1,8 @@
 """Float64 NumPy reference implementations used as the test oracle for the Vulkan kernels."""
 
 from .dropout import dropout_backward, dropout_forward, keep_mask
+from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward,
+                   max_pool2d_backward, max_pool2d_forward)
 
 from .layers import (
     bce_with_logits_backward,
@@ -33,7 +35,9 @@ from .layers import (
     tanh_forward,
 )
 
-__all__ = ["dropout_backward", "dropout_forward", "keep_mask", 
+__all__ = ["dropout_backward", "dropout_forward", "keep_mask",
+    "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_forward",
+    "max_pool2d_backward", "max_pool2d_forward",
     "bce_with_logits_backward",
     "bce_with_logits_forward",
     "cross_entropy_backward",
