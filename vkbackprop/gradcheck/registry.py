@@ -134,6 +134,26 @@ def _kl_draw(loss, rng, shape):
     return _log_softmax32(rng, shape), target
 
 
+def _pool_lengths(layer, batch, widths, out):
+    """A window's terms per output; each input gathers from a few overlapping windows."""
+    return {"y": 16, "dx": 16, "params": 1}
+
+
+def _max_pool(layer):
+    return dict(kernel_size=layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                dilation=layer.dilation, ceil_mode=layer.ceil_mode)
+
+
+def _avg_pool(layer):
+    return dict(kernel_size=layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                ceil_mode=layer.ceil_mode, count_include_pad=layer.count_include_pad,
+                divisor_override=layer.divisor_override)
+
+
+def _adaptive_size(layer, x):
+    return tuple(layer.output_shape(np.shape(x)[1:])[1:])
+
+
 def _register_builtins():
     from ..layers.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
     from ..layers.linear import Linear
@@ -141,6 +161,7 @@ def _register_builtins():
     from ..layers.structure import Add, Concat
     from ..layers.dropout import Dropout
     from ..layers.view import Flatten, Identity, Reshape
+    from ..layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
     from ..losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 
     register(Linear, LayerSpec(
@@ -178,6 +199,24 @@ def _register_builtins():
         backward=lambda layer, xs, p, dy: ([ref.dropout_backward(dy, layer.seed, 0, layer.p)], {}),
         examples=[Example(lambda: Dropout(0.3, seed=7)), Example(lambda: Dropout(0.0, seed=1))],
         widths=lambda layer: (9,), lengths=_elementwise_lengths))
+    register(MaxPool2d, LayerSpec(
+        forward=lambda layer, xs, p: ref.max_pool2d_forward(xs[0], **_max_pool(layer))[0],
+        backward=lambda layer, xs, p, dy: ([ref.max_pool2d_backward(
+            dy, ref.max_pool2d_forward(xs[0], **_max_pool(layer))[1], np.shape(xs[0]))], {}),
+        examples=[Example(lambda: MaxPool2d(2)), Example(lambda: MaxPool2d(3, 2, 1, ceil_mode=True), ((2, 7, 8),))],
+        widths=lambda layer: ((2, 5, 7),), lengths=_pool_lengths))
+    register(AvgPool2d, LayerSpec(
+        forward=lambda layer, xs, p: ref.avg_pool2d_forward(xs[0], **_avg_pool(layer)),
+        backward=lambda layer, xs, p, dy: ([ref.avg_pool2d_backward(dy, np.shape(xs[0]), **_avg_pool(layer))], {}),
+        examples=[Example(lambda: AvgPool2d(2)),
+                  Example(lambda: AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), ((2, 7, 8),))],
+        widths=lambda layer: ((2, 5, 7),), lengths=_pool_lengths))
+    register(AdaptiveAvgPool2d, LayerSpec(
+        forward=lambda layer, xs, p: ref.adaptive_avg_pool2d_forward(xs[0], _adaptive_size(layer, xs[0])),
+        backward=lambda layer, xs, p, dy: ([ref.adaptive_avg_pool2d_backward(
+            dy, np.shape(xs[0]), _adaptive_size(layer, xs[0]))], {}),
+        examples=[Example(lambda: AdaptiveAvgPool2d(1)), Example(lambda: AdaptiveAvgPool2d((2, 3)), ((3, 5, 7),))],
+        widths=lambda layer: ((3, 5, 7),), lengths=_pool_lengths))
     register(Identity, _identity_spec([Example(Identity)]))
     register(Flatten, _identity_spec([Example(Flatten)]))
     register(Reshape, _identity_spec([Example(lambda: Reshape(2, -1))]))
