@@ -1,5 +1,6 @@
 """Benchmark: one training step of an MLP 784-256-256-10, batch 128, SGD, on the default Vulkan
 device vs PyTorch on the CPU in the same run; and the fixed cost of one submitted sequence.
+(`vkbackprop bench --suite steps` runs this configuration among others.)
 
     .venv/bin/python bench/mlp_step.py [--steps 50] [--json out.json]
 """
@@ -8,38 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+
 import numpy as np
 import torch
+
 import vkbackprop as vb
+from vkbackprop.bench import models
+from vkbackprop.bench.timing import wall_times
 from vkbackprop.schedule import Recorder
-from timing import median_ms
 
 SIZES, BATCH, LR = (784, 256, 256, 10), 128, 0.01
 
 
-def vkbackprop_step(x, y):
-    layers = []
-    for fan_in, fan_out in zip(SIZES, SIZES[1:]):
-        layers += [vb.Linear(fan_in, fan_out), vb.ReLU()]
-    trainer = vb.Trainer(vb.Sequential(*layers[:-1]), vb.CrossEntropyLoss(), vb.SGD(lr=LR), BATCH)
-    return trainer, lambda: trainer.step(x, y)
-
-
-def torch_step(x, y):
-    layers = []
-    for fan_in, fan_out in zip(SIZES, SIZES[1:]):
-        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+def median_ms(fn, steps: int, warmup: int = 5) -> float:
+    return wall_times(fn, steps, warmup).median * 1e3
 
 
 def fixed_submit_cost_us(device, steps: int) -> float:
@@ -48,7 +31,7 @@ def fixed_submit_cost_us(device, steps: int) -> float:
     out = device.buffer("out", (1,))
     rec = Recorder(device)
     rec.dispatch(device.dispatch("relu/forward.comp", {"x": one, "y": out}, (1, 1, 1), {"NUMEL": 1}))
-    return median_ms(rec.sequence.eval, steps * 4, desc="submit") * 1e3
+    return median_ms(rec.sequence.eval, steps * 4) * 1e3
 
 
 def main() -> None:
@@ -61,12 +44,12 @@ def main() -> None:
     x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], BATCH)
 
-    trainer, vk_step = vkbackprop_step(x, y)
+    trainer = vb.Trainer(models.vkbackprop_mlp(SIZES), vb.CrossEntropyLoss(), vb.SGD(lr=LR), BATCH)
     results = {
         "device": trainer.device.name,
         "model": "MLP " + "-".join(map(str, SIZES)) + f", batch {BATCH}, SGD",
-        "vkbackprop_ms": median_ms(vk_step, args.steps, desc="vkbackprop"),
-        "torch_cpu_ms": median_ms(torch_step(x, y), args.steps, desc="pytorch"),
+        "vkbackprop_ms": median_ms(lambda: trainer.step(x, y), args.steps),
+        "torch_cpu_ms": median_ms(models.torch_sgd_step(models.torch_mlp(SIZES), x, y, SIZES[:1], LR), args.steps),
         "torch_threads": torch.get_num_threads(),
         "fixed_submit_us": fixed_submit_cost_us(trainer.device, args.steps),
         "dispatches_per_step": sum(k == "dispatch" for k, _ in trainer.plan.train.log),

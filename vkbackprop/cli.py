@@ -1,5 +1,6 @@
 """Command line: `vkbackprop devices` (each Vulkan device with its limits), `vkbackprop demo`,
-`vkbackprop gradcheck --all` (or `vkbackprop gradcheck Linear GELU ...`), `vkbackprop train --dataset digits ...`."""
+`vkbackprop gradcheck --all` (or `vkbackprop gradcheck Linear GELU ...`), `vkbackprop train --dataset digits ...`,
+`vkbackprop bench --layer linear --shape 128,784,256` (or `--suite default`)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def train(args) -> int:
     return run(args)
 
 
+def bench(args) -> int:
+    from .bench.cli import run
+    return run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="vkbackprop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +91,11 @@ def main(argv=None) -> int:
     fit.add_argument("--resume", action="store_true", help="continue from --checkpoint up to --epochs in total")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=train)
+    from .bench.cli import add_arguments as add_bench_arguments   # argparse only: no heavy imports
+    timing = sub.add_parser("bench", help="benchmark layers' shaders alone and training steps, "
+                                          "against NumPy and PyTorch")
+    add_bench_arguments(timing)
+    timing.set_defaults(run=bench)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -193,8 +193,13 @@ class Device:
         writes = frozenset(buffers[b.name] for b in program.bindings if b.writes)
         return Dispatch(name or program.path, kp.OpAlgoDispatch(algorithm), reads, writes)
 
-    def sequence(self) -> "Sequence":
-        return Sequence(self._manager.sequence())
+    def sequence(self, timestamps: int = 0) -> "Sequence":
+        """A new sequence. `timestamps` > 0 latches a GPU timestamp after each recorded command, for
+        at most that many commands; `Sequence.op_seconds()` turns them into per-command durations."""
+        if timestamps and not self.properties["timestamps_supported"]:
+            raise ValueError(f"{self.name} does not support timestamps in compute queues")
+        seq = self._manager.sequence(total_timestamps=int(timestamps))
+        return Sequence(seq, int(timestamps), self.properties["timestamp_period"])
 
     @staticmethod
     def grid_1d(items: int, local_x: int, max_x: int = 65535) -> tuple[int, int, int]:
@@ -224,26 +229,49 @@ def _pack_constants(program: Program, values: dict) -> np.ndarray:
 
 
 class Sequence:
-    """A kp sequence recorded once and submitted many times."""
+    """A kp sequence recorded once and submitted many times.
 
-    def __init__(self, seq):
+    With timestamps (`Device.sequence(timestamps=n)`), kp writes timestamp 0 when recording starts
+    and timestamp i right after the i-th recorded command (upload, dispatch, barrier or download),
+    each eval overwriting the last; so command i ran between timestamps i and i + 1."""
+
+    def __init__(self, seq, timestamps: int = 0, timestamp_period_ns: float = 1.0):
         self._seq = seq
+        self._capacity = timestamps
+        self._period_ns = timestamp_period_ns
+        self.recorded = 0   # commands recorded so far
+
+    def _record(self, op) -> None:
+        # kp would write a timestamp past the end of its query pool (undefined) rather than fail.
+        if self._capacity and self.recorded >= self._capacity:
+            raise ValueError(f"this sequence has timestamps for {self._capacity} commands; "
+                             "make it with a larger Device.sequence(timestamps=...)")
+        self._seq.record(op)
+        self.recorded += 1
 
     def upload(self, buffers: list[Buffer]) -> None:
-        self._seq.record(kp.OpTensorSyncDevice([b.tensor for b in buffers]))
+        self._record(kp.OpTensorSyncDevice([b.tensor for b in buffers]))
 
     def download(self, buffers: list[Buffer]) -> None:
         # OpTensorSyncLocal brings its own shader-write -> transfer-read and transfer -> host barriers.
-        self._seq.record(kp.OpTensorSyncLocal([b.tensor for b in buffers]))
+        self._record(kp.OpTensorSyncLocal([b.tensor for b in buffers]))
 
     def dispatch(self, dispatch: Dispatch) -> None:
-        self._seq.record(dispatch.op)
+        self._record(dispatch.op)
 
     def barrier(self, buffers: list[Buffer]) -> None:
         """Compute -> compute: earlier shader reads/writes of these buffers finish before later ones."""
         both = int(kp.AccessFlagBits.shader_read) | int(kp.AccessFlagBits.shader_write)
         compute = int(kp.PipelineStageFlagBits.compute_shader)
-        self._seq.record(kp.OpMemoryBarrier([b.tensor for b in buffers], both, both, compute, compute))
+        self._record(kp.OpMemoryBarrier([b.tensor for b in buffers], both, both, compute, compute))
+
+    def op_seconds(self) -> list[float]:
+        """Seconds each recorded command took in the last eval, in recording order (timestamp
+        ticks times the device's timestamp period)."""
+        if not self._capacity:
+            raise ValueError("this sequence has no timestamps: make it with Device.sequence(timestamps=n)")
+        ticks = [int(t) for t in self._seq.get_timestamps()]
+        return [(b - a) * self._period_ns * 1e-9 for a, b in zip(ticks, ticks[1:])]
 
     def eval(self) -> None:
         self._seq.eval()

@@ -1,0 +1,170 @@
+"""The benchmark runner (`vkbackprop bench`): GPU timestamps map to the commands that ran, the
+isolated ops compute what NumPy computes (so the runner times real work), FLOP and byte counts,
+the CLI's outputs and errors. No timing assertions: timing lives in bench/ and the runner."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vkbackprop.bench import cli, ops, steps
+from vkbackprop.bench.isolated import IsolatedLayer
+from vkbackprop.bench.layer_bench import relative_errors
+from vkbackprop.bench.timing import TimedRecorder
+from vkbackprop.device import Sequence
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fma_dispatch(device, iterations: int, name: str):
+    seed = device.buffer(f"{name}.seed", (2,), staged=True)
+    device.write(seed, np.array([0.5, 0.5], np.float32))
+    out = device.buffer(name, (64 * 8,))
+    return device.dispatch("bench/peak_fma.comp", {"seed": seed, "result": out}, (8, 1, 1),
+                           {"ITERATIONS": iterations}, name=name)
+
+
+@pytest.mark.parametrize("big_at", [0, 1, 2])
+def test_timestamps_map_to_the_commands_that_ran(device, big_at):
+    """Three dispatches, one doing 64x the work of the others: it is the longest wherever it is
+    recorded (a shifted timestamp -> command mapping would credit its time to a neighbour)."""
+    seq = device.sequence(timestamps=3)
+    for i in range(3):
+        seq.dispatch(fma_dispatch(device, 64 * 64 if i == big_at else 64, f"out{i}"))
+    runs = []
+    for _ in range(3):               # the fastest of 3: robust to a busy machine
+        seq.eval()
+        runs.append(seq.op_seconds())
+    assert all(len(r) == 3 for r in runs)
+    fastest = np.min(runs, axis=0)
+    assert np.argmax(fastest) == big_at and np.all(fastest > 0)
+
+
+def test_timestamps_are_ticks_times_the_period():
+    class FakeKpSequence:
+        def get_timestamps(self):
+            return [1000, 1010, 1050]
+    seq = Sequence(FakeKpSequence(), timestamps=2, timestamp_period_ns=2.5)
+    assert seq.op_seconds() == pytest.approx([25e-9, 100e-9])
+
+
+def test_timestamp_capacity_and_absence_are_errors(device):
+    seq = device.sequence(timestamps=1)
+    seq.dispatch(fma_dispatch(device, 1, "a"))
+    with pytest.raises(ValueError, match="timestamps for 1 commands"):
+        seq.dispatch(fma_dispatch(device, 1, "b"))
+    with pytest.raises(ValueError, match="no timestamps"):
+        device.sequence().op_seconds()
+
+
+def test_timed_recorder_times_each_shader_and_the_whole_pass(device):
+    rec = TimedRecorder(device, 2)
+    rec.dispatch(fma_dispatch(device, 64, "first"))
+    rec.dispatch(fma_dispatch(device, 64, "second"))
+    total, per_shader = rec.gpu_times(repeats=2, warmup=1)
+    assert set(per_shader) == {"first", "second"} and len(total.seconds) == 2
+    assert total.min <= total.median <= total.max
+    assert all(total.seconds[i] >= per_shader["first"].seconds[i] for i in range(2))
+
+
+SMALL_SHAPES = {"linear": [(8, 16, 4), (5, 7, 3)], "relu": [(4, 33)], "sigmoid": [(4, 33)], "tanh": [(4, 33)],
+                "softmax": [(3, 17)]}
+
+
+def test_every_op_has_a_test_shape():
+    assert set(SMALL_SHAPES) == set(ops.OPS)
+
+
+@pytest.mark.parametrize("name,shape", [(n, s) for n, shapes in SMALL_SHAPES.items() for s in shapes])
+def test_isolated_passes_compute_the_numpy_math(device, rng, name, shape):
+    """The sequences the runner times produce NumPy's results, and PyTorch runs the same math."""
+    op = ops.OPS[name]
+    layer, in_shapes = op.make(shape)
+    arrays = ops.host_arrays(layer, shape[0], in_shapes, rng)
+    isolated = IsolatedLayer(device, layer, shape[0], in_shapes)
+    isolated.load(arrays)
+    host = dict(arrays, y=op.forward(np, arrays)["y"])
+    on_torch = {k: torch.from_numpy(v) for k, v in host.items()}
+    for pass_ in ops.PASSES:
+        isolated.record(pass_).sequence.eval()
+        want = getattr(op, pass_)(np, host)
+        assert set(want) <= set(isolated.outputs)
+        errors = relative_errors(isolated.read(want), want)
+        assert max(errors.values()) < 1e-5, errors
+        torch_errors = relative_errors({k: v.numpy() for k, v in getattr(op, pass_)(torch, on_torch).items()}, want)
+        assert max(torch_errors.values()) < 1e-5, torch_errors
+
+
+def test_flops_and_bytes_of_linear(device):
+    layer, in_shapes = ops.OPS["linear"].make((8, 16, 4))
+    assert ops.pass_flops(layer, 8, (4,), "forward") == 2 * 8 * 16 * 4
+    assert ops.pass_flops(layer, 8, (4,), "backward") == 4 * 8 * 16 * 4
+    isolated = IsolatedLayer(device, layer, 8, in_shapes)
+    x, w, b, y = 8 * 16, 4 * 16, 4, 8 * 4
+    assert ops.pass_bytes(isolated.dispatches("forward")) == 4 * (x + w + b + y)
+    # reads dy, x, W; writes dW, db, dx
+    assert ops.pass_bytes(isolated.dispatches("backward")) == 4 * (y + x + w + w + b + x)
+    relu, _ = ops.OPS["relu"].make((4, 8))
+    assert ops.pass_flops(relu, 4, (8,), "forward") is None
+
+
+def test_step_flops_count_every_linear():
+    model = steps.mlp_config((784, 256, 10), 2).vkbackprop_model()
+    assert steps.step_flops(model, 2) == 6 * 2 * (784 * 256 + 256 * 10)
+
+
+@pytest.mark.parametrize("shape,message", [("8,16", "expected 3 numbers"), ("8,x,4", "expected integers"),
+                                           ("8,0,4", ">= 1")])
+def test_malformed_shapes_are_named(shape, message):
+    with pytest.raises(ValueError, match=message):
+        ops.OPS["linear"].parse_shape(shape)
+
+
+def test_cli_writes_table_json_and_plots(tmp_path, capsys):
+    out, plots = tmp_path / "out.json", tmp_path / "plots"
+    assert cli.main(["--layer", "linear", "--shape", "8,16,4", "--repeats", "3", "--json", str(out),
+                     "--plots", str(plots), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "linear  8x16x4" in table and "GFLOP/s" in table
+    data = json.loads(out.read_text())
+    assert data["schema"] == 1 and data["device"]["timestamp_period_ns"] > 0
+    assert data["peak"]["gflops"] > 0 and data["peak"]["gbps"] > 0
+    assert [(r["op"], r["shape"], r["pass"]) for r in data["ops"]] == [
+        ("linear", [8, 16, 4], "forward"), ("linear", [8, 16, 4], "backward")]
+    for r in data["ops"]:
+        assert r["ok"] and r["flops"] > 0 and r["bytes"] > 0 and r["gflops"] > 0 and r["pct_peak_flops"] > 0
+        for who in ("vkbackprop", "numpy", "torch"):
+            assert r[who]["repeats"] == 3 and r[who]["min_ms"] <= r[who]["median_ms"] <= r[who]["max_ms"]
+    pngs = sorted(plots.glob("*.png"))
+    assert [p.name for p in pngs] == ["gemm_gflops.png"]
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+
+
+def test_step_suite_over_budget_reports_skips_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "steps.json"
+    assert cli.main(["--suite", "steps", "--max-seconds", "1e-9", "--repeats", "1", "--json", str(out),
+                     "--quiet"]) == 0
+    assert "skipped: ~" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    entries = data["steps"] + [e for axis in data["sweeps"].values() for e in axis]
+    assert len(data["steps"]) == 4 and data["sweeps"]["batch"] and data["sweeps"]["hidden_layers"]
+    for e in entries:
+        assert e["status"] in ("skipped", "not available") and e["vkbackprop"] is None and e["torch"] is None
+        assert e["reason"].startswith(e["status"])
+        assert e["status"] == "not available" or e["estimated_s"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--layer", "nope"], "unknown layer 'nope'"),
+    (["--layer", "linear", "--shape", "8,16"], "expected 3 numbers"),
+    (["--layer", "relu", "--shape", "8,a"], "expected integers"),
+    ([], "name a --layer"),
+    (["--suite", "ops", "--shape", "1,2"], "--shape goes with --layer"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message):
+    for entry in (["-m", "vkbackprop.bench"], ["-m", "vkbackprop", "bench"]):
+        proc = subprocess.run([sys.executable, *entry, *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
