@@ -72,5 +72,7 @@ def test_loops_longer_than_lavapipe_runs_are_refused(device):
     rec.sequence.eval()
     assert out.host_view()[0] == np.float32(device.loop_limit)
     # ... so the layers refuse such shapes up front.
-    with pytest.raises(ValueError, match="reduction length 70000.*stops loops after 65535"):
-        vb.Trainer(vb.Sequential(vb.Linear(70000, 1)), vb.MSELoss(), vb.SGD(lr=0.1), batch_size=1, device=device)
+    # The scalar GEMM core loops once per k; the vec4 one (multiples of 4) once per 4.
+    for width in (70001, 4 * 70000):
+        with pytest.raises(ValueError, match=f"reduction length {width}.*stops loops after 65535"):
+            vb.Trainer(vb.Sequential(vb.Linear(width, 1)), vb.MSELoss(), vb.SGD(lr=0.1), batch_size=1, device=device)
