@@ -8,9 +8,11 @@ from .device import Device, list_devices
 from .layers.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Module
 from .layers.linear import Linear
+from .layers.conv import Conv2d
 from .layers.structure import Add, Concat
 from .layers.dropout import Dropout
 from .layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .layers.view import Flatten, Identity, Reshape
 from .layers.softmax import LogSoftmax, Softmax
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
@@ -23,9 +25,9 @@ from .shaders import ShaderError
 from .train import Trainer
 from .gradcheck import gradcheck   # shadows the submodule name: import helpers from vkbackprop.gradcheck
 
-__all__ = ["Device", "list_devices", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
+__all__ = ["Device", "list_devices", "Module", "Linear", "Conv2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax",
-           "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
+           "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "MaxPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AvgPool2d", "AdaptiveAvgPool2d", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
            "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
            "SequentialLR", "ChainedScheduler", "Trainer", "manual_seed", "ShaderError", "gradcheck"]
 __version__ = "0.1.0"

@@ -4,6 +4,10 @@
 //   A_AT(m, k)        element (m, k) of A (any layout: transposes are just index order)
 //   B_AT(k, n)        element (k, n) of B
 //   STORE(m, n, v)    epilogue writing the finished C[m][n] (bias add, accumulate, ...)
+// and optionally
+//   B_COLUMN_T, B_COLUMN(n)  what B_AT gets as its column: by default the index n (a uint); an includer
+//                     whose B is gathered (implicit GEMM) precomputes the column's decomposition once
+//   K_FIRST, K_LAST   the slice [K_FIRST, K_LAST) of the reduction to sum (split-K; default [0, K))
 // Each invocation computes a TM x TN block; the WG_X x WG_Y invocations of a workgroup cover
 // WG_X*TN columns and WG_Y*TM rows. Neighbouring invocations in x take neighbouring columns, and all
 // invocations of a row share their A values, which suits both SIMD-on-CPU (lavapipe) and GPUs.
@@ -15,21 +19,30 @@
 #endif
 layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = 1) in;
 
+#ifndef B_COLUMN
+#define B_COLUMN_T uint
+#define B_COLUMN(n) (n)
+#endif
+#ifndef K_FIRST
+#define K_FIRST 0
+#define K_LAST K
+#endif
+
 void main() {
     const uint n0 = gl_WorkGroupID.x * (WG_X * TN) + gl_LocalInvocationID.x;
     const uint m0 = gl_WorkGroupID.y * (WG_Y * TM) + gl_LocalInvocationID.y * TM;
 
     // Out-of-range rows/columns load a valid clamped element and are never stored.
     uint rows[TM];
-    uint cols[TN];
+    B_COLUMN_T cols[TN];
     for (uint i = 0; i < TM; ++i) rows[i] = min(m0 + i, M - 1);
-    for (uint j = 0; j < TN; ++j) cols[j] = min(n0 + j * WG_X, N - 1);
+    for (uint j = 0; j < TN; ++j) cols[j] = B_COLUMN(min(n0 + j * WG_X, N - 1));
 
     float acc[TM][TN];
     for (uint i = 0; i < TM; ++i)
         for (uint j = 0; j < TN; ++j) acc[i][j] = 0.0;
 
-    for (uint k = 0; k < K; ++k) {
+    for (uint k = K_FIRST; k < K_LAST; ++k) {
         float a[TM];
         float b[TN];
         for (uint i = 0; i < TM; ++i) a[i] = A_AT(rows[i], k);

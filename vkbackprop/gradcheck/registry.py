@@ -154,14 +154,32 @@ def _adaptive_size(layer, x):
     return tuple(layer.output_shape(np.shape(x)[1:])[1:])
 
 
+def _conv(layer):
+    return dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+
+
+def _conv_backward(layer, xs, p, dy):
+    dx, dweight, dbias = ref.conv2d_backward(xs[0], p["weight"], dy, has_bias=layer.bias, **_conv(layer))
+    return [dx], ({"weight": dweight, "bias": dbias} if layer.bias else {"weight": dweight})
+
+
+def _norm_backward(reference, layer, xs, p, dy, **kw):
+    """[dx], {weight, bias gradients that exist} of a batch or layer norm reference backward."""
+    dx, dweight, dbias = reference(xs[0], dy, weight=p.get("weight"), eps=layer.eps, **kw)
+    grads = {"weight": dweight, "bias": dbias}
+    return [dx], {n: grads[n] for n in p}
+
+
 def _register_builtins():
     from ..layers.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
     from ..layers.linear import Linear
+    from ..layers.conv import Conv2d
     from ..layers.softmax import LogSoftmax, Softmax
     from ..layers.structure import Add, Concat
     from ..layers.dropout import Dropout
     from ..layers.view import Flatten, Identity, Reshape
     from ..layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+    from ..layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
     from ..losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 
     register(Linear, LayerSpec(
@@ -169,6 +187,13 @@ def _register_builtins():
         backward=_linear_backward,
         examples=[Example(lambda: Linear(7, 5)), Example(lambda: Linear(3, 4, bias=False)),
                   Example(lambda: Linear(1, 1))]))
+    register(Conv2d, LayerSpec(
+        forward=lambda layer, xs, p: ref.conv2d_forward(xs[0], p["weight"], p.get("bias"), **_conv(layer)),
+        backward=_conv_backward,
+        examples=[Example(lambda: Conv2d(2, 3, 3)),
+                  Example(lambda: Conv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2, bias=False), ((4, 9, 8),)),
+                  Example(lambda: Conv2d(3, 2, (2, 3), padding="same"), ((3, 5, 6),))],
+        widths=lambda layer: ((layer.in_channels, 6, 7),)))
     register(ReLU, LayerSpec(examples=[Example(ReLU)], **_activation("relu", _away_from_zero)))
     register(LeakyReLU, LayerSpec(examples=[Example(LeakyReLU), Example(lambda: LeakyReLU(0.2)),
                                             Example(lambda: LeakyReLU(-1.5))],
@@ -217,6 +242,21 @@ def _register_builtins():
             dy, np.shape(xs[0]), _adaptive_size(layer, xs[0]))], {}),
         examples=[Example(lambda: AdaptiveAvgPool2d(1)), Example(lambda: AdaptiveAvgPool2d((2, 3)), ((3, 5, 7),))],
         widths=lambda layer: ((3, 5, 7),), lengths=_pool_lengths))
+    # Batch norm in training mode (what a plan's step runs): the batch's statistics.
+    for cls, shape in ((BatchNorm1d, (3,)), (BatchNorm2d, (3, 4, 5))):
+        register(cls, LayerSpec(
+            forward=lambda layer, xs, p: ref.batch_norm_forward(xs[0], p.get("weight"), p.get("bias"), layer.eps),
+            backward=lambda layer, xs, p, dy: _norm_backward(ref.batch_norm_backward, layer, xs, p, dy),
+            examples=[Example(lambda cls=cls: cls(3)), Example(lambda cls=cls: cls(3, affine=False))],
+            widths=lambda layer, shape=shape: ((layer.num_features,) + shape[1:],), lengths=_default_lengths))
+    register(LayerNorm, LayerSpec(
+        forward=lambda layer, xs, p: ref.layer_norm_forward(xs[0], len(layer.normalized_shape), p.get("weight"),
+                                                            p.get("bias"), layer.eps),
+        backward=lambda layer, xs, p, dy: _norm_backward(ref.layer_norm_backward, layer, xs, p, dy,
+                                                         ndim=len(layer.normalized_shape)),
+        examples=[Example(lambda: LayerNorm(6)), Example(lambda: LayerNorm((4, 5)), ((3, 4, 5),)),
+                  Example(lambda: LayerNorm(6, elementwise_affine=False))],
+        widths=lambda layer: (layer.normalized_shape,)))
     register(Identity, _identity_spec([Example(Identity)]))
     register(Flatten, _identity_spec([Example(Flatten)]))
     register(Reshape, _identity_spec([Example(lambda: Reshape(2, -1))]))

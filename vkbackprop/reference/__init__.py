@@ -1,6 +1,9 @@
 """Float64 NumPy reference implementations used as the test oracle for the Vulkan kernels."""
 
 from .dropout import dropout_backward, dropout_forward, keep_mask
+from .conv import conv2d_backward, conv2d_forward
+from .norm import (batch_norm_backward, batch_norm_forward, batch_norm_running_update, layer_norm_backward,
+                   layer_norm_forward)
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward,
                    max_pool2d_backward, max_pool2d_forward)
 
@@ -37,7 +40,8 @@ from .layers import (
 
 __all__ = ["dropout_backward", "dropout_forward", "keep_mask",
     "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_forward",
-    "max_pool2d_backward", "max_pool2d_forward",
+    "max_pool2d_backward", "max_pool2d_forward", "conv2d_backward", "conv2d_forward", "batch_norm_backward", "batch_norm_forward",
+    "batch_norm_running_update", "layer_norm_backward", "layer_norm_forward",
     "bce_with_logits_backward",
     "bce_with_logits_forward",
     "cross_entropy_backward",

@@ -1,0 +1,223 @@
+"""Conv2d with PyTorch semantics (NCHW, zero padding, groups).
+
+Forward, the input gradient and the weight gradient are implicit GEMMs on the shared core
+(shaders/common/gemm.glsl): the unfolded input (im2col) is gathered from x as the core asks for it,
+never stored. Each group is one layer of workgroups (gl_WorkGroupID.z):
+
+    forward          rows: the group's out channels  columns: (b, oh, ow)  reduction: (c, kh, kw)
+    backward_input   rows: the group's in channels   columns: (b, ih, iw)  reduction: (o, kh, kw)
+    backward_weight  rows: the group's out channels  columns: (c, kh, kw)  reduction: (b, oh, ow)
+
+The weight and bias gradients reduce over the batch and every output position, which is long (65,536
+terms for batch 64 at 32x32): it is split into slices summed by separate workgroups into a scratch
+buffer, then added slice by slice in a fixed order (split-K; deterministic)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import random
+from .activation import elementwise
+from .base import LayerIO, Module
+from . import gemm
+from .gemm import gemm_dispatch, loop_iterations
+
+_FORWARD = "conv2d/forward.comp"
+_BACKWARD_INPUT = "conv2d/backward_input.comp"
+_BACKWARD_WEIGHT = "conv2d/backward_weight.comp"
+_BACKWARD_BIAS = "conv2d/backward_bias.comp"
+_SUM_SLICES = "conv2d/sum_slices.comp"
+
+# The GEMM core's register block for convolutions on CPU devices (lavapipe), where the gathered
+# loads cost most: 16 x 16 outputs per invocation do 16 multiply-adds per load, and measured ~2.5x
+# faster than the default 8 x 4 on CIFAR-shaped layers. GPUs keep gemm.TILE until they are measured.
+CPU_TILE = {"TM": 16, "TN": 16, "WG_X": 8, "WG_Y": 1}
+# Most reduction terms one GEMM invocation sums before writing a partial sum: keeps the serial loop
+# far below lavapipe's limit and spreads a long reduction over many workgroups (e.g. 16 slices x 4
+# workgroups for a 32-channel 3x3 layer at batch 64, 32x32, instead of 4 workgroups).
+GEMM_SLICE_TERMS = 4096
+# The same for the bias gradient, whose workgroup of 256 invocations sums a slice: 64 terms each.
+BIAS_SLICE_TERMS = 256 * 64
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _pair(what: str, value, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as an (H, W) pair; ValueError naming the argument."""
+    items = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(items) != 2 or not all(_is_int(v) and v >= minimum for v in items):
+        raise ValueError(f"Conv2d: {what} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def _tile(device) -> dict:
+    return CPU_TILE if device.properties["device_type"] == "Cpu" else gemm.TILE
+
+
+def _slices(device, length: int, preferred: int, terms_per_iteration: int = 1,
+            fixed_iterations: int = 0) -> tuple[int, int]:
+    """(slices, terms per slice) splitting a reduction of `length` terms into near-equal slices of at
+    most `preferred` terms, smaller where the device's loop limit needs it: an invocation summing a
+    slice loops once per `terms_per_iteration` terms, plus `fixed_iterations`."""
+    most = preferred
+    if device.loop_limit is not None:
+        most = min(most, (device.loop_limit - fixed_iterations) * terms_per_iteration)
+    slices = -(-length // most)
+    return slices, -(-length // slices)
+
+
+class Conv2d(Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", name: str | None = None):
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"Conv2d: {what} must be a positive int, got {value!r}")
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if value % groups:
+                raise ValueError(f"Conv2d: {what} must be divisible by groups ({groups}), got {value}")
+        if padding_mode != "zeros":
+            raise ValueError(f"Conv2d: padding_mode must be 'zeros' (the only one supported), got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        self.stride = _pair("stride", stride, 1)
+        self.dilation = _pair("dilation", dilation, 1)
+        self.padding = self._padding(padding)
+        self.bias = bool(bias)
+        self.name = name
+        # torch's default (kaiming_uniform with a = sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both.
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        bound = 1.0 / math.sqrt(math.prod(shape[1:]))
+        rng = random.generator()
+        self._init = {"weight": rng.uniform(-bound, bound, shape).astype(np.float32)}
+        if self.bias:
+            self._init["bias"] = rng.uniform(-bound, bound, self.out_channels).astype(np.float32)
+
+    def _padding(self, padding):
+        """torch's `padding` attribute: 'valid', 'same' or an (H, W) pair."""
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"Conv2d: padding must be 'valid', 'same', an int >= 0 or a pair of them, "
+                                 f"got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1 (as in PyTorch), got stride {self.stride}")
+            return padding
+        return _pair("padding", padding, 0)
+
+    def _pad(self, axis: int) -> tuple[int, int]:
+        """(top/left padding, total padding) along an axis. 'same' pads d*(k-1) in all, the odd one
+        at the bottom/right as torch does."""
+        if self.padding == "valid":
+            return 0, 0
+        if self.padding == "same":
+            total = self.dilation[axis] * (self.kernel_size[axis] - 1)
+            return total // 2, total
+        return self.padding[axis], 2 * self.padding[axis]
+
+    def __repr__(self) -> str:
+        text = (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text + (")" if self.bias else ", bias=False)")
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self._init.items()}
+
+    def output_shape(self, *shapes: tuple) -> tuple:
+        if len(shapes) != 1:
+            raise ValueError(f"{self!r} takes one input, got {len(shapes)}")
+        shape = tuple(shapes[0])
+        if len(shape) != 3:
+            raise ValueError(f"{self!r} needs a (C, H, W) input, got per-sample shape {shape}: give the model "
+                             "its input shape (Sequential(..., input_shape=(C, H, W))) or reshape with vb.Reshape")
+        c, h, w = shape
+        if c != self.in_channels:
+            raise ValueError(f"{self!r} takes {self.in_channels} input channels, got a ({c}, {h}, {w}) input")
+        out = tuple((n + self._pad(axis)[1] - self.dilation[axis] * (self.kernel_size[axis] - 1) - 1)
+                    // self.stride[axis] + 1 for axis, n in enumerate((h, w)))
+        if min(out) < 1:
+            raise ValueError(f"{self!r}: a ({c}, {h}, {w}) input is smaller than the (dilated) kernel "
+                             f"{tuple(self.dilation[a] * (self.kernel_size[a] - 1) + 1 for a in (0, 1))} "
+                             f"with its padding; the output would be {(self.out_channels,) + out}")
+        return (self.out_channels,) + out
+
+    def _geometry(self, io: LayerIO) -> dict:
+        """The specialization constants of shaders/conv2d/geometry.glsl."""
+        (c, h, w), (o, oh, ow) = io.in_shapes[0], io.out_shape
+        return {"BATCH": io.batch, "IN_C": c, "IN_H": h, "IN_W": w, "OUT_C": o, "OUT_H": oh, "OUT_W": ow,
+                "GROUPS": self.groups, "KERNEL_H": self.kernel_size[0], "KERNEL_W": self.kernel_size[1],
+                "STRIDE_H": self.stride[0], "STRIDE_W": self.stride[1], "PAD_H": self._pad(0)[0],
+                "PAD_W": self._pad(1)[0], "DILATION_H": self.dilation[0], "DILATION_W": self.dilation[1]}
+
+    def forward(self, io: LayerIO) -> list:
+        geometry = self._geometry(io)
+        bias = io.params["bias"] if self.bias else io.device.placeholder
+        rows, taps = self.out_channels // self.groups, math.prod(self.kernel_size)
+        return [gemm_dispatch(io.device, _FORWARD, {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y},
+                              rows, io.batch * geometry["OUT_H"] * geometry["OUT_W"],
+                              self.in_channels // self.groups * taps, dict(geometry, HAS_BIAS=self.bias),
+                              z=self.groups, tile=_tile(io.device))]
+
+    def backward(self, io: LayerIO) -> list:
+        # The gradients only read dy, x and the weight: independent dispatches, no barriers between them
+        # (but between a split reduction's slices and their sum).
+        geometry = self._geometry(io)
+        work = self._weight_gradient(io, geometry)
+        if self.bias:
+            work += self._bias_gradient(io, geometry)
+        if io.dx is not None:
+            taps = math.prod(self.kernel_size)
+            work.append(gemm_dispatch(io.device, _BACKWARD_INPUT,
+                                      {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
+                                      self.in_channels // self.groups, io.batch * geometry["IN_H"] * geometry["IN_W"],
+                                      self.out_channels // self.groups * taps, geometry, z=self.groups,
+                                      tile=_tile(io.device)))
+        return work
+
+    def _weight_gradient(self, io: LayerIO, geometry: dict) -> list:
+        terms = io.batch * geometry["OUT_H"] * geometry["OUT_W"]
+        slices, slice_terms = _slices(io.device, terms, GEMM_SLICE_TERMS,
+                                      fixed_iterations=loop_iterations(0, _tile(io.device)))
+        dweight = io.grads["weight"]
+        target = self._slice_buffer(io, dweight, slices)
+        work = [gemm_dispatch(io.device, _BACKWARD_WEIGHT, {"dy": io.dy, "x": io.x, "dweight": target},
+                              self.out_channels // self.groups, dweight.size // self.out_channels, slice_terms,
+                              dict(geometry, SLICES=slices), z=self.groups * slices, tile=_tile(io.device))]
+        return work + self._sum_slices(io, target, dweight, slices)
+
+    def _bias_gradient(self, io: LayerIO, geometry: dict) -> list:
+        terms = io.batch * geometry["OUT_H"] * geometry["OUT_W"]
+        program = io.device.program(_BACKWARD_BIAS)
+        width = program.local_size[0]
+        tree = int(math.log2(width)) + 1     # the workgroup sum's loop, with its exit
+        slices, slice_terms = _slices(io.device, terms, BIAS_SLICE_TERMS, width, tree + 1)
+        io.device.check_loop(-(-slice_terms // width) + 1 + tree, f"{_BACKWARD_BIAS} ({slice_terms} terms per slice)")
+        dbias = io.grads["bias"]
+        target = self._slice_buffer(io, dbias, slices)
+        work = [io.device.dispatch(program, {"dy": io.dy, "dbias": target}, (self.out_channels, slices),
+                                   dict(geometry, SLICE_TERMS=slice_terms))]
+        return work + self._sum_slices(io, target, dbias, slices)
+
+    @staticmethod
+    def _slice_buffer(io: LayerIO, gradient, slices: int):
+        """Where a split reduction writes: the gradient itself if it is one slice, else scratch."""
+        if slices == 1:
+            return gradient
+        return io.device.buffer(f"{gradient.name}.slices", (slices,) + tuple(gradient.shape))
+
+    @staticmethod
+    def _sum_slices(io: LayerIO, slices_buffer, gradient, slices: int) -> list:
+        if slices == 1:
+            return []
+        io.device.check_loop(slices + 1, f"{_SUM_SLICES} ({slices} slices)")
+        return [elementwise(io.device, _SUM_SLICES, {"slices": slices_buffer, "total": gradient}, gradient.size,
+                            {"SLICES": slices})]
