@@ -123,7 +123,6 @@ def fit(trainer, x, y, epochs: int, validation_data=None, shuffle: bool = True, 
             history["val_accuracy"] = []
 
     b = trainer.batch_size
-    one_x = len(xs) == 1
     first = trainer.epochs
     for epoch, batches in enumerate(batch_order(rows, b, int(epochs), bool(shuffle), int(seed), first), first):
         losses, correct, seen = [], 0, 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .timing import Timing, TimedRecorder
+from .timing import TimedRecorder
 
 FMA_ITERATIONS = 4096              # per invocation; far below lavapipe's 65,535 loop iterations
 FMA_FLOPS_PER_ITERATION = 32       # 4 vec4 chains x 4 lanes x 2 FLOPs (shader comment)

@@ -122,7 +122,7 @@ def format_report(report: Report) -> str:
                      + _table(["op", "shape", "pass", "vkbackprop ms", "GFLOP/s", "%FMA", "GB/s", "%copy",
                                "NumPy ms", f"{torch_label} ms", "vs NumPy", "vs torch", "result"], rows))
     if report.steps:
-        parts.append(f"training steps: wall time of Trainer.step (median), SGD + cross-entropy\n"
+        parts.append("training steps: wall time of Trainer.step (median), SGD + cross-entropy\n"
                      + _steps_table(report.steps, torch_label))
     for axis, results in report.sweeps.items():
         fixed = "" if axis == "batch" else f", batch {results[0].batch}"

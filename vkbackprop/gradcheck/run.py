@@ -51,7 +51,8 @@ def run_layer(device, layer, xs, params: dict, dy: np.ndarray, need_dx=True, sha
         dx_bufs = [device.buffer(f"dx{i}" if len(xs) > 1 else "dx", x.shape) if n else None
                    for i, (x, n) in enumerate(zip(xs, needs))]
     param_bufs = _staged(device, params)
-    state_bufs = _staged(device, layer.buffers() if state is None else state)
+    state = layer.buffers() if state is None else state
+    state_bufs = _staged(device, state)
     step = device.buffer("step", (1,), np.uint32, staged=True)
     io = LayerIO(device, batch, xs=x_bufs, y=y_buf, params=param_bufs, dy=dy_buf, dxs=dx_bufs,
                  grads={n: device.buffer(f"{n}.grad", np.shape(v)) for n, v in params.items()}, step=step,
@@ -73,7 +74,8 @@ def run_layer(device, layer, xs, params: dict, dy: np.ndarray, need_dx=True, sha
     grads = {n: device.read(g) for n, g in io.grads.items()}
     result = (y, (dxs[0] if single else dxs), grads)
     if return_state:
-        result += ({n: device.read(b) for n, b in state_bufs.items()},)
+        # As given: an int64 counter comes back int64 (the device holds it as uint32).
+        result += ({n: device.read(b).astype(np.asarray(state[n]).dtype) for n, b in state_bufs.items()},)
     return result
 
 

@@ -15,12 +15,12 @@ buffer, then added slice by slice in a fixed order (split-K; deterministic)."""
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from .. import random
 from .activation import elementwise
+from .arguments import is_int as _is_int, pair as _pair
 from .base import LayerIO, Module
 from . import gemm
 from .gemm import gemm_dispatch, loop_iterations
@@ -41,18 +41,6 @@ CPU_TILE = {"TM": 16, "TN": 16, "WG_X": 8, "WG_Y": 1}
 GEMM_SLICE_TERMS = 4096
 # The same for the bias gradient, whose workgroup of 256 invocations sums a slice: 64 terms each.
 BIAS_SLICE_TERMS = 256 * 64
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _pair(what: str, value, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum, as an (H, W) pair; ValueError naming the argument."""
-    items = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(items) != 2 or not all(_is_int(v) and v >= minimum for v in items):
-        raise ValueError(f"Conv2d: {what} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(items[0]), int(items[1])
 
 
 def _tile(device) -> dict:
@@ -83,9 +71,9 @@ class Conv2d(Module):
         if padding_mode != "zeros":
             raise ValueError(f"Conv2d: padding_mode must be 'zeros' (the only one supported), got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.dilation = _pair("dilation", dilation, 1)
+        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = _pair("Conv2d", "stride", stride, 1)
+        self.dilation = _pair("Conv2d", "dilation", dilation, 1)
         self.padding = self._padding(padding)
         self.bias = bool(bias)
         self.name = name
@@ -106,7 +94,7 @@ class Conv2d(Module):
             if padding == "same" and self.stride != (1, 1):
                 raise ValueError(f"Conv2d: padding='same' needs stride 1 (as in PyTorch), got stride {self.stride}")
             return padding
-        return _pair("padding", padding, 0)
+        return _pair("Conv2d", "padding", padding, 0)
 
     def _pad(self, axis: int) -> tuple[int, int]:
         """(top/left padding, total padding) along an axis. 'same' pads d*(k-1) in all, the odd one

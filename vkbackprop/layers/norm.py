@@ -23,11 +23,11 @@ Every reduction is strided partial sums followed by a fixed tree in shared memor
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from .activation import elementwise
+from .arguments import flag as _flag, is_int as _is_int, number as _number, positive_int as _positive_int
 from .base import LayerIO, Module
 
 
@@ -47,31 +47,6 @@ def check_workgroup_loops(io: LayerIO, shader: str, items: int, loops: int, sums
 
 
 # --- argument checks (ValueError naming the layer, the argument, what it must be and what it got) ---
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _positive_int(layer: str, what: str, value) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _flag(layer: str, what: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{layer}: {what} must be a bool, got {value!r}")
-    return bool(value)
-
-
-def _number(layer: str, what: str, value, ok, requirement: str):
-    """A real number, finite also in float32 (the shaders get it so), for which ok(value) holds; kept
-    as given (an int stays an int, so the repr reads like PyTorch's)."""
-    valid = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
-    if not (valid and abs(float(value)) <= float(np.finfo(np.float32).max) and ok(value)):
-        raise ValueError(f"{layer}: {what} must be {requirement}, got {value!r}")
-    return int(value) if _is_int(value) else float(value)
 
 
 def _eps(layer: str, value):

@@ -6,35 +6,17 @@ overlapping windows need no atomics and gradients are deterministic. No paramete
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from .arguments import flag as _flag, is_int as _is_int, pair as _pair
 from .base import LayerIO, Module
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _as_given(value):
     """The argument as PyTorch's repr shows it: an int stays an int, a list becomes a tuple."""
     return tuple(value) if isinstance(value, (tuple, list)) else value
-
-
-def _pair(layer: str, what: str, value, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum, as an (H, W) pair; ValueError naming the argument."""
-    items = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(items) != 2 or not all(_is_int(v) and v >= minimum for v in items):
-        raise ValueError(f"{layer}: {what} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
-def _flag(layer: str, what: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{layer}: {what} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def _nested_loop_iterations(outer: int, inner: int) -> int:
