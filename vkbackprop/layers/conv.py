@@ -34,7 +34,7 @@ _SUM_SLICES = "conv2d/sum_slices.comp"
 # The GEMM core's register block for convolutions on CPU devices (lavapipe), where the gathered
 # loads cost most: 16 x 16 outputs per invocation do 16 multiply-adds per load, and measured ~2.5x
 # faster than the default 8 x 4 on CIFAR-shaped layers. GPUs keep gemm.TILE until they are measured.
-CPU_TILE = {"TM": 16, "TN": 16, "WG_X": 8, "WG_Y": 1}
+CPU_TILE = gemm.CPU_TILE
 # Most reduction terms one GEMM invocation sums before writing a partial sum: keeps the serial loop
 # far below lavapipe's limit and spreads a long reduction over many workgroups (e.g. 16 slices x 4
 # workgroups for a 32-channel 3x3 layer at batch 64, 32x32, instead of 4 workgroups).

@@ -1,0 +1,113 @@
+"""GEMM tile autotuning (vkbackprop/tuning.py): every tile of the families is correct, tuning picks
+one per shape class and caches it, and a cached choice is used without timing anything."""
+
+import json
+
+import numpy as np
+import pytest
+
+import vkbackprop as vb
+from vkbackprop import reference as ref
+from vkbackprop import tuning
+from vkbackprop.gradcheck import run_layer
+from vkbackprop.layers import gemm, gemm_shuffle
+from oracles import assert_close
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VKBACKPROP_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(tuning.TUNE_ENV, raising=False)
+    return tmp_path / "gemm_tiles.json"
+
+
+def _forced(monkeypatch, tile):
+    monkeypatch.setattr(tuning, "choose_tile", lambda *args, **kw: dict(tile))
+
+
+def _check_linear(device, rng, batch, fan_in, fan_out):
+    layer = vb.Linear(fan_in, fan_out)
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
+    x = rng.standard_normal((batch, fan_in)).astype(np.float32)
+    dy = rng.standard_normal((batch, fan_out)).astype(np.float32)
+    y, dx, grads = run_layer(device, layer, x, params, dy)
+    rdx, rdw, _ = ref.linear_backward(x, params["weight"], dy, has_bias=True)
+    assert_close(y, ref.linear_forward(x, params["weight"], params["bias"]), 1e-4, "y")
+    assert_close(dx, rdx, 1e-4, "dx")
+    assert_close(grads["weight"], rdw, 1e-4, "dweight")
+
+
+@pytest.mark.parametrize("tile", gemm.TILES, ids=str)
+def test_every_scalar_tile_is_correct(device, rng, monkeypatch, cache, tile):
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar")
+    _forced(monkeypatch, tile)
+    _check_linear(device, rng, 13, 7, 29)
+    layer = vb.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
+    x = rng.standard_normal((3, 4 * 9 * 7)).astype(np.float32)
+    dy = rng.standard_normal((3, 6 * 5 * 4)).astype(np.float32)
+    y, dx, grads = run_layer(device, layer, x, params, dy, shapes=[(4, 9, 7)])
+    args = dict(stride=2, padding=1, groups=2)
+    x4 = x.reshape(3, 4, 9, 7)
+    rdx, rdw, rdb = ref.conv2d_backward(x4, params["weight"], dy.reshape(3, 6, 5, 4), **args)
+    assert_close(y, ref.conv2d_forward(x4, params["weight"], params["bias"], **args).reshape(3, -1), 1e-4, "y")
+    assert_close(dx, rdx.reshape(3, -1), 1e-4, "dx")
+    assert_close(grads["weight"], rdw, 1e-4, "dweight")
+
+
+@pytest.mark.parametrize("tile", gemm_shuffle.TILES_A_ROWS + gemm_shuffle.TILES_A_COLUMNS, ids=str)
+def test_every_shuffle_tile_is_correct(device, rng, monkeypatch, cache, tile):
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+    _forced(monkeypatch, tile)
+    _check_linear(device, rng, 36, 40, 44)
+
+
+def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device, monkeypatch, cache):
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "auto")
+    monkeypatch.setenv(tuning.TUNE_ENV, "1")
+    timed = []
+    real_time = tuning._time
+    monkeypatch.setattr(tuning, "_time", lambda dev, d: timed.append(d.name) or real_time(dev, d))
+    model = vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5))
+    vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), 16, device=device)
+    entries = json.loads(cache.read_text())[tuning.device_key(device)]
+    families = [gemm.TILES, gemm_shuffle.TILES_A_ROWS, gemm_shuffle.TILES_A_COLUMNS]
+    assert entries and all(any(tile in f for f in families) for tile in entries.values())
+    assert f"linear/forward_shuffle.comp|{tuning.shape_class(16, 12, 8)}" in entries
+    assert timed   # candidates were timed
+
+    # Tuning off, the cache read: the same tiles, nothing timed, every plan alike.
+    monkeypatch.delenv(tuning.TUNE_ENV)
+    timed.clear()
+    used = []
+    program = device.program
+    monkeypatch.setattr(device, "program", lambda path, defines=None: used.append((path, defines)) or
+                        program(path, defines))
+    vb.Trainer(vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5)), vb.CrossEntropyLoss(), vb.SGD(lr=0.1),
+               16, device=device)
+    assert not timed
+    linear = [(path, defines) for path, defines in used if path.startswith("linear/") and defines]
+    assert linear
+    for path, defines in linear:   # each is the tile cached for its shader (and one of its shape classes)
+        assert defines in [tile for key, tile in entries.items() if key.startswith(path + "|")], path
+
+
+def test_cached_tile_that_cannot_plan_falls_back_to_the_default(device, cache):
+    def check(tile):
+        if tile["TM"] == 16:
+            raise ValueError("loop limit")
+    cache.write_text(json.dumps({tuning.device_key(device): {
+        f"s.comp|{tuning.shape_class(5, 5, 5)}": gemm.CPU_TILE}}))
+    assert tuning.planned_tile(check, device, "s.comp", (5, 5, 5), gemm.TILES, gemm.TILE, None) == gemm.TILE
+    assert tuning.planned_tile(lambda t: None, device, "s.comp", (5, 5, 5), gemm.TILES, gemm.TILE, None) == gemm.CPU_TILE
+
+
+def test_an_unreadable_cache_is_ignored(device, cache):
+    cache.write_text("{not json")
+    with pytest.warns(UserWarning, match="ignoring the unreadable GEMM tile cache"):
+        assert tuning.choose_tile(device, "s.comp", 4, 4, 4, gemm.TILES, gemm.TILE, None) == gemm.TILE
+
+
+def test_shape_classes_round_up_to_powers_of_two():
+    assert tuning.shape_class(128, 256, 784) == "128x256x1024"
+    assert tuning.shape_class(1, 3, 4) == "1x4x4"

@@ -1,0 +1,114 @@
+"""GEMM tile autotuning: per (device, shader, shape class) the fastest tile of a family, cached on disk.
+
+A GEMM dispatch asks `choose_tile` for its tile. Without a cache entry it gets the family's
+default for the device; with `VKBACKPROP_TUNE=1` the first dispatch of a shape class times every
+candidate tile on the real buffers (GPU timestamps, best of a few runs), keeps the fastest and
+writes it to `<cache dir>/gemm_tiles.json` (`VKBACKPROP_CACHE_DIR`, default ~/.cache/vkbackprop),
+keyed by the device (name, vendor, device id, driver version). Later plans read the entry and time
+nothing, so the choice is deterministic once cached. Every tile computes the same result (each is
+tested); a tile only changes speed.
+
+Shape classes: each of m, n, k rounded up to a power of two, so a tile tuned for 128 x 256 x 784
+also serves 128 x 256 x 1000.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+TUNE_ENV = "VKBACKPROP_TUNE"
+_REPEATS = 3
+
+
+def cache_path() -> Path:
+    root = os.environ.get("VKBACKPROP_CACHE_DIR") or Path.home() / ".cache" / "vkbackprop"
+    return Path(root) / "gemm_tiles.json"
+
+
+def tuning_enabled() -> bool:
+    return os.environ.get(TUNE_ENV, "") not in ("", "0")
+
+
+def device_key(device) -> str:
+    p = device.properties
+    return f"{p['device_name']}|vendor {p['vendor_id']}|device {p['device_id']}|driver {p['driver_version']}"
+
+
+def shape_class(m: int, n: int, k: int) -> str:
+    return "x".join(str(1 << max(0, int(v) - 1).bit_length()) for v in (m, n, k))
+
+
+def _load() -> dict:
+    path = cache_path()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:   # a cache, not a source of truth: start again
+        warnings.warn(f"ignoring the unreadable GEMM tile cache {path}: {e}")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _store(data: dict) -> None:
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".gemm_tiles.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)   # atomic: concurrent readers see the old or the new file
+
+
+def _time(device, dispatch) -> float:
+    """Best GPU time of `dispatch` alone over a few runs (after one warm-up run)."""
+    seq = device.sequence(timestamps=1)
+    seq.dispatch(dispatch)
+    seq.eval()
+    best = float("inf")
+    for _ in range(_REPEATS):
+        seq.eval()
+        best = min(best, seq.op_seconds()[0])
+    return best
+
+
+def planned_tile(check, device, shader: str, mnk: tuple, candidates: list, default: dict, build) -> dict:
+    """The tile a GEMM dispatch uses. `check(tile)` raises ValueError if a tile cannot plan this
+    shape (lavapipe's loop limit), `build(tile)` makes the dispatch (to time it). The default must
+    plan, so a shape no tile can run gets the default's clear error; a cached tile that cannot plan
+    this member of its shape class falls back to the default."""
+    check(default)
+    chosen = choose_tile(device, shader, *mnk, candidates, default, lambda tile: (check(tile), build(tile))[1])
+    try:
+        check(chosen)
+    except ValueError:
+        return default
+    return chosen
+
+
+def choose_tile(device, shader: str, m: int, n: int, k: int, candidates: list, default: dict, make) -> dict:
+    """The tile for this dispatch: the cached choice for (device, shader, shape class), else with
+    tuning on the fastest candidate (timed with `make(tile)`, which returns the dispatch; a
+    candidate whose plan is refused, e.g. by lavapipe's loop limit, is skipped), else `default`."""
+    key = f"{shader}|{shape_class(m, n, k)}"
+    cached = _load().get(device_key(device), {}).get(key)
+    if cached in candidates:
+        return dict(cached)
+    if not tuning_enabled():
+        return default
+    times = {}
+    for i, tile in enumerate(candidates):
+        try:
+            times[i] = _time(device, make(tile))
+        except ValueError:
+            continue
+    if not times:
+        return default
+    best = dict(candidates[min(times, key=times.get)])
+    data = _load()
+    data.setdefault(device_key(device), {})[key] = best
+    _store(data)
+    return best
