@@ -40,12 +40,31 @@ class GradientRouter:
 
 
 class StepPlan:
+    """Buffers and recorded sequences of one (model, losses, optimizer, batch size). The training
+    step is built from parts a subclass may record differently (vkbackprop.distributed):
+    `forward`, `backward` (the layers' and losses' dispatches, in order), `stats` + `guard_dispatch`
+    (gradient norm and NaN/Inf check) and `updates` (one optimizer dispatch per parameter)."""
+
     def __init__(self, device, model, losses: list, optimizer, batch: int, clip_grad_norm: float | None = None):
         self.device, self.batch = device, batch
-        store = model._store
-        buf = device.buffer
+        self._allocate_host(model, losses, optimizer)
+        self._allocate_device(model, optimizer)
+        self._route(model, losses)
+        self._plan_guard(clip_grad_norm)
+        self.updates = [optimizer.update(device, self.hyper, param, self.param_grads[name],
+                                         self.optimizer_state[name], self.guard)
+                        for name, param in model._store.params.items()]
+        self.train = self._record_train()
+        self.init = self._zero_optimizer_state()
+        self.predict = Recorder(device)
+        self.predict.upload(self.inputs)
+        for d in self.inference:
+            self.predict.dispatch(d)
+        self.predict.download(self.outputs)
 
-        # Host-staged: only what crosses to the host (inputs, targets, hyper-parameters, losses, outputs).
+    def _allocate_host(self, model, losses, optimizer) -> None:
+        """Host-staged: only what crosses to the host (inputs, targets, hyper-parameters, losses)."""
+        buf, batch = self.device.buffer, self.batch
         suffix = [""] if len(losses) == 1 else [str(i) for i in range(len(losses))]
         self.inputs = [buf(v.name, (batch, v.width), staged=True) for v in model.inputs]
         self.targets = [buf(f"target{s}", loss.target_shape(batch, v.width), loss.target_dtype, staged=True)
@@ -54,10 +73,12 @@ class StepPlan:
         self.hyper = buf("hyper", optimizer.hyper_values(0).shape, staged=True)
         self.step = buf("step", (1,), np.uint32, staged=True)   # counts steps: seeds per-step randomness
         self.dloss = buf("dloss", (1,), staged=True)
-        device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
+        self.device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
 
-        # Device-only: activations, their gradients and the parameter gradients. A view's output is
-        # its input's buffer ("root"), and so is its gradient: views cost no memory and no dispatch.
+    def _allocate_device(self, model, optimizer) -> None:
+        """Device-only: activations, their gradients and the parameter gradients. A view's output is
+        its input's buffer ("root"), and so is its gradient: views cost no memory and no dispatch."""
+        buf, batch, store = self.device.buffer, self.batch, model._store
         root = {id(v): v for v in model.inputs}
         for call in model.calls:
             view = getattr(call.layer, "is_view", False)
@@ -65,44 +86,50 @@ class StepPlan:
         staged = {id(root[id(v)]) for v in model.outputs}
         values = {id(v): b for v, b in zip(model.inputs, self.inputs)}
         grads = {}
-        labels = self._call_labels(model)
+        self.labels = self._call_labels(model)
         for call in model.calls:
             out = call.output
             if root[id(out)] is out:
-                values[id(out)] = buf(f"{labels[call]}.output", (batch, out.width), staged=id(out) in staged)
-                grads[id(out)] = buf(f"{labels[call]}.output.grad", (batch, out.width))
+                values[id(out)] = buf(f"{self.labels[call]}.output", (batch, out.width), staged=id(out) in staged)
+                grads[id(out)] = buf(f"{self.labels[call]}.output.grad", (batch, out.width))
         for v in model.outputs:      # an output that is (a view of) a model input still gets dL/d(output)
             r = root[id(v)]
             if r.call is None and id(r) not in grads:
                 grads[id(r)] = buf(f"{r.name}.grad", (batch, r.width))
-        value_of = lambda v: values[id(root[id(v)])]
-        self.outputs = [value_of(v) for v in model.outputs]
+        self._root, self._values, self._grads = root, values, grads
+        self.outputs = [self._value_of(v) for v in model.outputs]
         self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.params.items()}
-        # Optimizer state (momentum, Adam's moments): device-only, per parameter, zeroed below.
+        # Optimizer state (momentum, Adam's moments): device-only, per parameter, zeroed by `init`.
         self.optimizer_state = {name: {s: buf(f"{name}.{s}", shape) for s, shape in optimizer.state_shapes(p.shape).items()}
                                 for name, p in store.params.items()}
 
+    def _value_of(self, value):
+        return self._values[id(self._root[id(value)])]
+
+    def _route(self, model, losses) -> None:
+        """The layers' dispatches: `forward`, `backward` (losses first: the base case, then each call
+        in reverse order: the inductive step) and `inference` (the eval-mode forward)."""
+        device, store, root, grads = self.device, model._store, self._root, self._grads
         router = GradientRouter(device)
         forward, backward = [], []
-        # The base case: each loss hands dL/d(output) to the graph.
         for loss, value, target, loss_buf in zip(losses, model.outputs, self.targets, self.losses):
             r = root[id(value)]
             dpred, add = router.target(id(r), grads[id(r)])
-            backward.append(loss.dispatch(device, value_of(value), target, self.dloss, loss_buf, dpred))
+            backward.append(loss.dispatch(device, self._value_of(value), target, self.dloss, loss_buf, dpred))
             backward += [add] if add else []
-        # The inductive step, in reverse order: each call is handed dL/dy and returns dL/dx, dL/dparams.
         ios, inference = {}, []
         for call in model.calls:
             params = {n: store.params[key] for n, key in model.param_names(call.layer).items()}
             state = {n: store.states[key] for n, key in model.state_names(call.layer).items()}
-            ios[call] = LayerIO(device, batch, [value_of(v) for v in call.inputs], value_of(call.output),
-                                params=params, dy=grads.get(id(root[id(call.output)])), step=self.step, state=state,
+            ios[call] = LayerIO(device, self.batch, [self._value_of(v) for v in call.inputs],
+                                self._value_of(call.output), params=params,
+                                dy=grads.get(id(root[id(call.output)])), step=self.step, state=state,
                                 in_shapes=[v.shape for v in call.inputs], out_shape=call.output.shape)
-            work = [_named(d, labels[call]) for d in call.layer.forward(ios[call])]
+            work = [_named(d, self.labels[call]) for d in call.layer.forward(ios[call])]
             forward += work
             if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
                 eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={}, saved={})
-                work = [_named(d, labels[call]) for d in call.layer.forward(eval_io)]
+                work = [_named(d, self.labels[call]) for d in call.layer.forward(eval_io)]
             inference += work
         for call in reversed(model.calls):
             if getattr(call.layer, "is_view", False):
@@ -116,12 +143,15 @@ class StepPlan:
             for n, key in model.param_names(call.layer).items():
                 io.grads[n], add = router.target(key, self.param_grads[key])
                 adds += [add] if add else []
-            backward += [_named(d, labels[call]) for d in call.layer.backward(io)] + adds
+            backward += [_named(d, self.labels[call]) for d in call.layer.backward(io)] + adds
+        self.forward, self.backward, self.inference = forward, backward, inference
 
-        # The guard between backward and the updates: per parameter its gradient's sum of squares
-        # (then each loss) into a slot of grad_stats, then one dispatch for the global norm, the clip
-        # coefficient and the NaN/Inf flag, which every update reads (guard/*.comp).
-        self.param_names = list(store.params)
+    def _plan_guard(self, clip_grad_norm) -> None:
+        """The guard between backward and the updates: per parameter its gradient's sum of squares
+        (then each loss) into a slot of grad_stats, then one dispatch for the global norm, the clip
+        coefficient and the NaN/Inf flag, which every update reads (guard/*.comp)."""
+        device, buf = self.device, self.device.buffer
+        self.param_names = list(self.param_grads)
         self.grad_stats = buf("grad_stats", (len(self.param_names) + len(self.losses),))
         self.guard = buf("guard", (4,), staged=True)
         stats = [self._stat(device, self.param_grads[name], slot, True) for slot, name in enumerate(self.param_names)]
@@ -129,32 +159,30 @@ class StepPlan:
         program = device.program("guard/guard.comp")
         device.check_loop(self.grad_stats.size + 1, f"guard/guard.comp ({self.grad_stats.size} slots)")
         clip = clip_grad_norm is not None
-        guard = device.dispatch(program, {"grad_stats": self.grad_stats, "guard": self.guard}, (1, 1, 1),
-                                {"NPARAMS": len(self.param_names), "NLOSSES": len(self.losses), "CLIP": clip,
-                                 "MAX_NORM": float(clip_grad_norm) if clip else 1.0}, name="guard")
+        self.stats = stats
+        self.guard_dispatch = device.dispatch(
+            program, {"grad_stats": self.grad_stats, "guard": self.guard}, (1, 1, 1),
+            {"NPARAMS": len(self.param_names), "NLOSSES": len(self.losses), "CLIP": clip,
+             "MAX_NORM": float(clip_grad_norm) if clip else 1.0}, name="guard")
 
-        self.train = Recorder(device)
-        self.train.upload(self.inputs + self.targets + [self.hyper, self.step])
-        for d in forward + backward + stats + [guard]:
-            self.train.dispatch(d)
-        for name, param in store.params.items():
-            self.train.dispatch(optimizer.update(device, self.hyper, param, self.param_grads[name],
-                                                 self.optimizer_state[name], self.guard))
-        self.train.download(self.losses + [self.guard])
+    def _record_train(self) -> Recorder:
+        """One sequence: upload batch -> forward -> loss -> backward -> guard -> updates -> download."""
+        train = Recorder(self.device)
+        train.upload(self.inputs + self.targets + [self.hyper, self.step])
+        for d in self.forward + self.backward + self.stats + [self.guard_dispatch] + self.updates:
+            train.dispatch(d)
+        train.download(self.losses + [self.guard])
+        return train
 
-        # Device-only memory starts with whatever was there: zero the optimizer state once, on the GPU.
-        self.init = Recorder(device)
+    def _zero_optimizer_state(self) -> Recorder:
+        """Device-only memory starts with whatever was there: zero the optimizer state once, on the GPU."""
+        init = Recorder(self.device)
         for state in self.optimizer_state.values():
             for b in state.values():
-                self.init.dispatch(fill(device, b, 0.0))
-        if self.init.log:
-            self.init.sequence.eval()
-
-        self.predict = Recorder(device)
-        self.predict.upload(self.inputs)
-        for d in inference:
-            self.predict.dispatch(d)
-        self.predict.download(self.outputs)
+                init.dispatch(fill(self.device, b, 0.0))
+        if init.log:
+            init.sequence.eval()
+        return init
 
     def _stat(self, device, values, slot: int, square: bool):
         """grad_stats[slot] = sum of values^2 (square) or of values: one workgroup, fixed order."""
