@@ -9,11 +9,13 @@ root=$PWD
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-$root/.venv}
 KP_VERSION=0.9.0
-DEBS=(mesa-vulkan-drivers libvulkan-dev glslang-tools vulkan-validationlayers vulkan-tools libfmt-dev cmake g++)
+DEBS=(mesa-vulkan-drivers libvulkan-dev glslang-tools vulkan-validationlayers vulkan-tools libfmt-dev cmake g++
+      libopenmpi-dev openmpi-bin)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# 1. Debian packages (lavapipe, Vulkan loader + headers, glslangValidator, validation layers, build tools).
+# 1. Debian packages (lavapipe, Vulkan loader + headers, glslangValidator, validation layers, build tools,
+#    Open MPI for data-parallel training).
 missing=()
 for pkg in "${DEBS[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

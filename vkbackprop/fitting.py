@@ -126,7 +126,8 @@ def fit(trainer, x, y, epochs: int, validation_data=None, shuffle: bool = True, 
     first = trainer.epochs
     for epoch, batches in enumerate(batch_order(rows, b, int(epochs), bool(shuffle), int(seed), first), first):
         losses, correct, seen = [], 0, 0
-        with tqdm(total=rows, desc=f"epoch {epoch + 1}/{first + epochs}", unit="sample", disable=not verbose,
+        quiet = not verbose or (trainer.comm is not None and trainer.comm.rank != 0)   # one bar per job
+        with tqdm(total=rows, desc=f"epoch {epoch + 1}/{first + epochs}", unit="sample", disable=quiet,
                   dynamic_ncols=True) as bar:
             ahead = _gather(xs, ys, batches[0])
             for k in range(len(batches)):
@@ -139,8 +140,7 @@ def fit(trainer, x, y, epochs: int, validation_data=None, shuffle: bool = True, 
                     losses.append(trainer._collect())
                 fresh = min(b, rows - k * b)   # rows of this batch not wrapped in from the start
                 if labelled:   # the logits of the step's (training-mode) forward, before its update
-                    logits = trainer.device.read(trainer.plan.outputs[0])
-                    correct += int((logits[:fresh].argmax(axis=1) == by[0][:fresh]).sum())
+                    correct += trainer._count_correct(by[0], fresh)
                     seen += fresh
                 bar.update(fresh)
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)

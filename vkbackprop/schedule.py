@@ -58,6 +58,14 @@ class Recorder:
         self.sequence.upload(buffers)
         self.log.append(("upload", tuple(buffers)))
 
+    def barrier(self, buffers) -> None:
+        """An explicit compute -> compute barrier on `buffers` (e.g. ordering a sequence after work
+        an earlier sequence did on them)."""
+        ordered = sorted(set(buffers), key=lambda b: b.name)
+        self.sequence.barrier(ordered)
+        self.tracker.ordered(ordered)
+        self.log.append(("barrier", tuple(ordered)))
+
     def dispatch(self, dispatch) -> None:
         hazards = self.tracker.hazards(dispatch.reads, dispatch.writes)
         if hazards:

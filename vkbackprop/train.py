@@ -34,10 +34,16 @@ class Trainer:
     see only the steps that happened (like torch.cuda.amp.GradScaler skipping optimizer.step()).
 
     resume: a checkpoint path (`trainer.save`) to continue from: parameters, buffers, optimizer
-    state, counts and fit history are restored (see load_state)."""
+    state, counts and fit history are restored (see load_state).
+
+    distributed: data-parallel over the ranks of an MPI job (vkbackprop.distributed): every rank
+    is given the same global batches of batch_size rows (which the world size must divide) and
+    trains on its shard; gradients are averaged over the ranks. None (default): on when the
+    process runs under mpirun with more than one rank."""
 
     def __init__(self, model: Model, loss, optimizer: Optimizer, batch_size: int, device: Device | None = None,
-                 clip_grad_norm: float | None = None, on_nonfinite: str = "raise", resume=None):
+                 clip_grad_norm: float | None = None, on_nonfinite: str = "raise", resume=None,
+                 distributed: bool | None = None):
         if not isinstance(model, Model):
             raise ValueError(f"Trainer: model must be a vkbackprop Model or Sequential, got {_qualname(model)}")
         losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
@@ -54,12 +60,26 @@ class Trainer:
             clip_grad_norm = check_number("Trainer", "clip_grad_norm", clip_grad_norm, minimum=0.0)
         if not isinstance(on_nonfinite, str) or on_nonfinite not in ("raise", "skip"):
             raise ValueError(f"Trainer: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        from . import distributed as dist
+        if distributed is None:
+            distributed = dist.mpi_world_size() > 1
+        self.comm = dist.Communicator() if distributed else None
+        ranks = self.comm.size if self.comm else 1
+        if batch_size % ranks:
+            raise ValueError(f"Trainer: batch_size {batch_size} does not divide over {ranks} ranks; "
+                             f"use a multiple of {ranks}")
         self.model, self.losses, self.optimizer = model, losses, optimizer
         self.batch_size = int(batch_size)
+        self.local_batch = self.batch_size // ranks    # the rows this process trains on per step
         self.clip_grad_norm, self.on_nonfinite = clip_grad_norm, on_nonfinite
+        if device is None and self.comm:
+            from .device import list_devices
+            index = dist.choose_device_index(list_devices(), self.comm.local_rank, self.comm.local_size)
+            device = Device(index) if index is not None else None
         self.device = device or Device.default()
         model.bind(self.device)
-        self.plan = StepPlan(self.device, model, losses, optimizer, self.batch_size, clip_grad_norm=clip_grad_norm)
+        plan = dist.DataParallelPlan if self.comm else StepPlan
+        self.plan = plan(self.device, model, losses, optimizer, self.local_batch, clip_grad_norm=clip_grad_norm)
         self.steps = 0   # training steps taken; with a layer's seed, it picks that step's random numbers
         self.skipped_steps = 0      # non-finite steps skipped with on_nonfinite='skip'
         self.last_grad_norm = None  # total gradient norm of the last step, before clipping
@@ -87,6 +107,9 @@ class Trainer:
         """Start the recorded step on checked batch arrays and return at once (the GPU runs it;
         the host may prepare the next batch meanwhile); `_collect` waits for it."""
         plan = self.plan
+        if self.comm:   # this rank's shard of the global batch
+            lo = self.comm.rank * self.local_batch
+            xs, ys = [a[lo:lo + self.local_batch] for a in xs], [t[lo:lo + self.local_batch] for t in ys]
         for buf, value in zip(plan.inputs + plan.targets, xs + ys):
             buf.host_view()[...] = value
         # Step-dependent optimizer values (scheduled lr, bias corrections) for this trainer's step.
@@ -97,8 +120,11 @@ class Trainer:
     def _collect(self) -> float:
         """Wait for the step `_submit` started; its loss (the guard raises or counts a skip)."""
         plan = self.plan
-        plan.train.sequence.eval_await()
-        loss = float(sum(float(b.host_view()[0]) for b in plan.losses))
+        if self.comm:   # the other backward segments, the gradient all-reduce and the update
+            loss = plan.run_step(self.comm, self.steps)
+        else:
+            plan.train.sequence.eval_await()
+            loss = float(sum(float(b.host_view()[0]) for b in plan.losses))
         if self._check_guard(loss):
             self.steps += 1
         return loss
@@ -130,7 +156,18 @@ class Trainer:
         rows = len(xs[0])
         if any(len(a) != rows for a in xs):
             raise ValueError(f"x: the inputs have different numbers of rows {[len(a) for a in xs]}")
-        plan, b = self.plan, self.batch_size
+        if self.comm:   # each rank predicts a block of rows; every rank gets all of them
+            block = -(-rows // self.comm.size)
+            mine = self._predict_rows([a[self.comm.rank * block:(self.comm.rank + 1) * block] for a in xs])
+            outs = [self.comm.gather_rows(o, "predict (gathering rows)") for o in mine]
+        else:
+            outs = self._predict_rows(xs)
+        return outs[0] if len(outs) == 1 else outs
+
+    def _predict_rows(self, xs: list) -> list:
+        """Outputs of this process's device for the rows of xs, in chunks of its planned batch."""
+        rows = len(xs[0])
+        plan, b = self.plan, self.local_batch
         outs = [np.empty((rows, v.width), dtype=np.float32) for v in self.model.outputs]
         for start in range(0, rows, b):
             n = min(b, rows - start)
@@ -141,7 +178,16 @@ class Trainer:
             plan.predict.sequence.eval()
             for out, buf in zip(outs, plan.outputs):
                 out[start:start + n] = buf.host_view()[:n]
-        return outs[0] if len(outs) == 1 else outs
+        return outs
+
+    def _count_correct(self, labels: np.ndarray, fresh: int) -> int:
+        """Argmax hits of the last step's training-mode logits among the batch's first `fresh`
+        rows (over every rank)."""
+        logits = self.device.read(self.plan.outputs[0])
+        lo = self.comm.rank * self.local_batch if self.comm else 0
+        mine = max(0, min(fresh - lo, self.local_batch))
+        hits = int((logits[:mine].argmax(axis=1) == labels[lo:lo + mine]).sum())
+        return int(self.comm.sum(np.array([hits]), "the accuracy count")[0]) if self.comm else hits
 
     def fit(self, x, y, epochs: int, validation_data=None, shuffle: bool = True, seed: int = 0,
             verbose: bool = True, checkpoint=None) -> dict:
@@ -182,7 +228,10 @@ class Trainer:
         counts, fit history, optimizer description, format version, checksum) atomically to `path`
         (vkbackprop.checkpoint)."""
         from .checkpoint import save
-        save(self, path)
+        if self.comm is None or self.comm.rank == 0:   # every rank holds the same state: rank 0 writes
+            save(self, path)
+        if self.comm:
+            self.comm.barrier(f"saving the checkpoint {path}")
 
     def load_state(self, path) -> None:
         """Resume from a checkpoint of a trainer built the same way (model, optimizer kind, Dropout

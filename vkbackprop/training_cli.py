@@ -72,7 +72,7 @@ def run(args) -> int:
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     try:
         x_train, y_train, x_test, y_test = load_dataset(args.dataset)
-        device = Device.default() if args.device is None else Device(args.device)
+        device = None if args.device is None else Device(args.device)   # None: the default (per rank under MPI)
         classes = int(max(y_train.max(), y_test.max())) + 1
         steps_per_epoch = -(-len(x_train) // args.batch_size)
         schedule = _schedule(args.schedule, steps_per_epoch * args.epochs, steps_per_epoch, args.epochs)
@@ -82,10 +82,13 @@ def run(args) -> int:
         trainer = vb.Trainer(model, loss=vb.CrossEntropyLoss(), optimizer=_optimizer(args.optimizer, lr, schedule),
                              batch_size=args.batch_size, device=device,
                              resume=args.checkpoint if args.resume else None)
-        print(f"device: [{device.index}] {device.name} ({device.properties['device_type']}); "
-              f"{args.dataset}: {len(x_train)} train, {len(x_test)} test, {features} features, {classes} classes")
+        device, ranks = trainer.device, trainer.comm.size if trainer.comm else 1
+        say = print if trainer.comm is None or trainer.comm.rank == 0 else (lambda *a, **k: None)   # rank 0 reports
+        say(f"device: [{device.index}] {device.name} ({device.properties['device_type']})"
+            f"{f' on each of {ranks} MPI ranks' if ranks > 1 else ''}; "
+            f"{args.dataset}: {len(x_train)} train, {len(x_test)} test, {features} features, {classes} classes")
         if args.resume:
-            print(f"resumed from {args.checkpoint}: {trainer.epochs} epochs ({trainer.steps} steps) done")
+            say(f"resumed from {args.checkpoint}: {trainer.epochs} epochs ({trainer.steps} steps) done")
         start = time.perf_counter()
         trainer.fit(x_train, y_train, max(0, args.epochs - trainer.epochs), validation_data=(x_test, y_test),
                     seed=args.seed, verbose=not args.quiet, checkpoint=args.checkpoint)
@@ -93,6 +96,8 @@ def run(args) -> int:
         test = trainer.evaluate(x_test, y_test)
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
+    if trainer.comm is not None and trainer.comm.rank != 0:
+        return 0   # rank 0 writes the results: every rank holds the same ones
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +107,7 @@ def run(args) -> int:
         "device": {"index": device.index, "name": device.name, "type": str(device.properties["device_type"])},
         "train_samples": len(x_train), "test_samples": len(x_test), "classes": classes,
         "train_seconds": seconds, "history": trainer.history, "test": test,
-        "checkpoint": args.checkpoint, "resumed": bool(args.resume),
+        "checkpoint": args.checkpoint, "resumed": bool(args.resume), "ranks": ranks,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_curve(trainer.history, out / "curve.png", f"{args.model} on {args.dataset} ({args.optimizer}, lr {lr:g})")

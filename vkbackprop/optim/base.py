@@ -96,14 +96,22 @@ def fill(device, buffer, value: float = 0.0):
                            {"NUMEL": buffer.size, "VALUE": value}, name=f"fill {buffer.name}")
 
 
-def copy(device, src, dst):
-    """A dispatch that copies float buffer `src` into `dst` (same size; shaders/optim/copy.comp): how
-    host values reach device-only optimizer state, through a staged `src` (e.g. a checkpoint's)."""
-    if src.size != dst.size:
-        raise ValueError(f"copy: '{src.name}' has {src.size} elements, '{dst.name}' {dst.size}")
+def copy(device, src, dst, src_offset: int = 0, dst_offset: int = 0, numel: int | None = None):
+    """A dispatch that copies `numel` floats of `src` from `src_offset` into `dst` at `dst_offset`
+    (default: all of `src` into all of `dst`, the same size; shaders/optim/copy.comp): how host
+    values reach device-only optimizer state through a staged `src` (a checkpoint's), and how
+    data-parallel training packs gradients into flat buckets."""
+    if numel is None:
+        if src.size != dst.size:
+            raise ValueError(f"copy: '{src.name}' has {src.size} elements, '{dst.name}' {dst.size}")
+        numel = dst.size
+    if src_offset + numel > src.size or dst_offset + numel > dst.size:
+        raise ValueError(f"copy: {numel} elements from '{src.name}'[{src_offset}:] to '{dst.name}'[{dst_offset}:] "
+                         f"run past {src.size} / {dst.size} elements")
     program = device.program("optim/copy.comp")
-    return device.dispatch(program, {"src": src, "dst": dst}, device.grid_1d(dst.size, program.local_size[0]),
-                           {"NUMEL": dst.size}, name=f"copy {dst.name}")
+    return device.dispatch(program, {"src": src, "dst": dst}, device.grid_1d(numel, program.local_size[0]),
+                           {"NUMEL": numel, "SRC_OFFSET": src_offset, "DST_OFFSET": dst_offset},
+                           name=f"copy {src.name} -> {dst.name}")
 
 
 def check_number(owner, name: str, value, minimum: float | None = None, below: float | None = None) -> float:
