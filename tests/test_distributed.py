@@ -86,3 +86,17 @@ def test_cli_train_runs_unchanged_under_mpirun(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["ranks"] == 2 and metrics["test"]["accuracy"] > 0.8
     assert (tmp_path / "ck.safetensors").is_file()
+
+
+def test_every_rank_resumes_from_rank_0s_checkpoint_bit_identically(tmp_path):
+    common = ["-m", "vkbackprop", "train", "--dataset", "digits", "--batch-size", "64", "--optimizer", "adam",
+              "--lr", "0.01", "--quiet"]
+    straight = mpirun(sys.executable, *common, "--epochs", "2", "--out", tmp_path / "a")
+    first = mpirun(sys.executable, *common, "--epochs", "1", "--checkpoint", tmp_path / "b.ckpt", "--out", tmp_path / "b")
+    resumed = mpirun(sys.executable, *common, "--epochs", "2", "--checkpoint", tmp_path / "b.ckpt", "--resume",
+                     "--out", tmp_path / "c")
+    for proc in (straight, first, resumed):
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    a, c = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("a", "c"))
+    assert c["history"] == a["history"] and c["test"] == a["test"]

@@ -200,16 +200,21 @@ class DataParallelPlan(StepPlan):
     def run_step(self, comm: Communicator, step: int) -> float:
         """The submitted-and-finished first segment is awaited here; then the other segments, the
         bucket all-reduces (overlapping), the loss average and the update. Returns the averaged loss."""
+        started = time.perf_counter()
         requests = []
         for i, rec in enumerate(self.segments):
             if i > 0:
                 rec.sequence.eval_async()
             rec.sequence.eval_await()
             requests.append(comm.start_sum(self.flat[i].host_view()))
+        waiting = time.perf_counter()
         losses = comm.sum(np.concatenate([b.host_view() for b in self.losses]), f"the loss all-reduce of step {step}")
         for i, (request, total) in enumerate(requests):
             comm.wait(request, f"the gradient all-reduce of bucket {i} in step {step}")
             self.flat[i].host_view()[...] = total / comm.size
+        # What the step spent waiting for the other ranks once its own backward was done (communication
+        # not hidden behind backward, plus load imbalance), for the benchmark.
+        self.last_wait_seconds = time.perf_counter() - waiting
         for buf, value in zip(self.losses, losses / comm.size):
             buf.host_view()[...] = value
         self.update.sequence.eval()
