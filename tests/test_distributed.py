@@ -100,3 +100,9 @@ def test_every_rank_resumes_from_rank_0s_checkpoint_bit_identically(tmp_path):
     import json
     a, c = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("a", "c"))
     assert c["history"] == a["history"] and c["test"] == a["test"]
+
+
+def test_batch_norm_keeps_per_rank_statistics_and_predicts_with_rank_0s():
+    proc = mpirun(sys.executable, SUPPORT / "batchnorm_ranks.py")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "batchnorm ok" in proc.stdout

@@ -88,6 +88,12 @@ class Communicator:
         self.wait(request, what)
         return out.reshape(-1, *rows.shape[1:])
 
+    def broadcast(self, array: np.ndarray, what: str) -> np.ndarray:
+        """Rank 0's `array` (same shape and dtype on every rank), on every rank."""
+        out = np.ascontiguousarray(array).copy()
+        self.wait(self.comm.Ibcast(out, root=0), what)
+        return out
+
     def barrier(self, what: str) -> None:
         self.wait(self.comm.Ibarrier(), what)
 

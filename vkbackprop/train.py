@@ -157,12 +157,23 @@ class Trainer:
         if any(len(a) != rows for a in xs):
             raise ValueError(f"x: the inputs have different numbers of rows {[len(a) for a in xs]}")
         if self.comm:   # each rank predicts a block of rows; every rank gets all of them
+            self._use_rank0_buffers()
             block = -(-rows // self.comm.size)
             mine = self._predict_rows([a[self.comm.rank * block:(self.comm.rank + 1) * block] for a in xs])
             outs = [self.comm.gather_rows(o, "predict (gathering rows)") for o in mine]
         else:
             outs = self._predict_rows(xs)
         return outs[0] if len(outs) == 1 else outs
+
+    def _use_rank0_buffers(self) -> None:
+        """Running statistics are each rank's own while training (PyTorch DDP's per-rank batch
+        statistics); eval mode uses rank 0's on every rank, as DDP's default buffer broadcast does."""
+        store = self.model._store
+        if store.states:
+            values = {name: self.comm.broadcast(self.device.read(buf), f"broadcasting buffer '{name}'")
+                      for name, buf in store.states.items()}
+            for name, value in values.items():
+                self.device.write(store.states[name], value)
 
     def _predict_rows(self, xs: list) -> list:
         """Outputs of this process's device for the rows of xs, in chunks of its planned batch."""

@@ -19,3 +19,8 @@ def make_optimizer(name):
 def batches():
     rng = np.random.default_rng(5)
     return [(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8)) for _ in range(STEPS)]
+
+
+def make_bn_model():
+    vb.manual_seed(0)
+    return vb.Sequential(vb.Linear(6, 16), vb.BatchNorm1d(16), vb.ReLU(), vb.Linear(16, 3))
