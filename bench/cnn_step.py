@@ -9,13 +9,13 @@ Vulkan device vs the same network in PyTorch on the CPU, in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import torch
 
 import vkbackprop as vb
 from vkbackprop.bench import models
+from vkbackprop.bench.report import print_step_comparison
 from vkbackprop.bench.timing import wall_times
 
 SHAPE, CLASSES, WIDTHS, LR = (3, 32, 32), 10, (16, 32, 64), 0.01
@@ -49,15 +49,7 @@ def main() -> None:
         "barriers_per_step": sum(k == "barrier" for k, _ in log),
     }
     results["ratio_vs_torch"] = results["vkbackprop_ms"] / results["torch_cpu_ms"]
-    print(f"device              {results['device']}")
-    print(f"model               {results['model']}")
-    print(f"vkbackprop step     {results['vkbackprop_ms']:.1f} ms (median of {args.steps}; "
-          f"{results['dispatches_per_step']} dispatches, {results['barriers_per_step']} barriers)")
-    print(f"PyTorch CPU step    {results['torch_cpu_ms']:.1f} ms ({results['torch_threads']} threads)")
-    print(f"ratio               {results['ratio_vs_torch']:.2f}x PyTorch CPU")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    print_step_comparison(results, args.steps, args.json, decimals=1)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ device vs PyTorch on the CPU in the same run; and the fixed cost of one submitte
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import torch
 
 import vkbackprop as vb
 from vkbackprop.bench import models
+from vkbackprop.bench.report import print_step_comparison
 from vkbackprop.bench.timing import wall_times
 from vkbackprop.schedule import Recorder
 
@@ -57,16 +57,7 @@ def main() -> None:
     }
     results["ratio_vs_torch"] = results["vkbackprop_ms"] / results["torch_cpu_ms"]
 
-    print(f"device              {results['device']}")
-    print(f"model               {results['model']}")
-    print(f"vkbackprop step     {results['vkbackprop_ms']:.2f} ms (median of {args.steps}; "
-          f"{results['dispatches_per_step']} dispatches, {results['barriers_per_step']} barriers)")
-    print(f"PyTorch CPU step    {results['torch_cpu_ms']:.2f} ms ({results['torch_threads']} threads)")
-    print(f"ratio               {results['ratio_vs_torch']:.2f}x PyTorch CPU")
-    print(f"fixed submit cost   {results['fixed_submit_us']:.0f} us per eval of a recorded sequence")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    print_step_comparison(results, args.steps, args.json, decimals=2)
 
 
 if __name__ == "__main__":

@@ -195,3 +195,19 @@ def write_plots(report: Report, folder) -> list:
         ax.legend(fontsize=8)
         save(fig, f"step_vs_{axis}.png")
     return written
+
+
+def print_step_comparison(results: dict, steps: int, json_path=None, decimals: int = 2) -> None:
+    """The bench/ scripts' summary of one training step vs PyTorch (a dict with device, model,
+    vkbackprop_ms, torch_cpu_ms, torch_threads, dispatches_per_step, barriers_per_step and
+    optionally fixed_submit_us), and the same as JSON at json_path."""
+    print(f"device              {results['device']}")
+    print(f"model               {results['model']}")
+    print(f"vkbackprop step     {results['vkbackprop_ms']:.{decimals}f} ms (median of {steps}; "
+          f"{results['dispatches_per_step']} dispatches, {results['barriers_per_step']} barriers)")
+    print(f"PyTorch CPU step    {results['torch_cpu_ms']:.{decimals}f} ms ({results['torch_threads']} threads)")
+    print(f"ratio               {results['ratio_vs_torch']:.2f}x PyTorch CPU")
+    if "fixed_submit_us" in results:
+        print(f"fixed submit cost   {results['fixed_submit_us']:.0f} us per eval of a recorded sequence")
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2))
