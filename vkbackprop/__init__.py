@@ -15,6 +15,8 @@ from .layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .layers.view import Flatten, Identity, Reshape
 from .layers.softmax import LogSoftmax, Softmax
+from .layers.recurrent import GRU, LSTM, RNN, Narrow
+from .layers.embedding import Embedding
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 from .graph import Input
 from .model import Model, Sequential
@@ -26,7 +28,7 @@ from .train import Trainer
 from .gradcheck import gradcheck   # shadows the submodule name: import helpers from vkbackprop.gradcheck
 
 __all__ = ["Device", "list_devices", "Module", "Linear", "Conv2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
-           "Softmax", "LogSoftmax",
+           "Softmax", "LogSoftmax", "RNN", "LSTM", "GRU", "Embedding", "Narrow",
            "Sequential", "Model", "Input", "Add", "Concat", "Dropout", "MaxPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AvgPool2d", "AdaptiveAvgPool2d", "Identity", "Flatten", "Reshape", "CrossEntropyLoss", "MSELoss", "NLLLoss", "BCEWithLogitsLoss", "KLDivLoss",
            "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
            "SequentialLR", "ChainedScheduler", "Trainer", "manual_seed", "ShaderError", "gradcheck"]

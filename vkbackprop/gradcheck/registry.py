@@ -170,6 +170,58 @@ def _norm_backward(reference, layer, xs, p, dy, **kw):
     return [dx], {n: grads[n] for n in p}
 
 
+def _recurrent_inputs(layer, xs) -> dict:
+    """The reference's keyword arguments from a call's inputs (x, [h0, [c0]], [lengths]): states
+    per sample (L, H) become torch's (L, B, H)."""
+    inputs = dict(zip(layer._inputs or ("input",), xs))
+    kw = {n: np.swapaxes(inputs[n], 0, 1) for n in ("h0", "c0") if n in inputs}
+    if "lengths" in inputs:
+        kw["lengths"] = np.reshape(inputs["lengths"], -1)
+    return dict(x=inputs["input"], num_layers=layer.num_layers, bias=layer.bias, **kw)
+
+
+def _recurrent_forward(layer, xs, p):
+    """The output the layer returns: (B, T, H), then with return_state h_n (and c_n) as rows."""
+    out, h_n, c_n = ref.recurrent_forward(layer.mode, params=p, **_recurrent_inputs(layer, xs))
+    if not layer.return_state:
+        return out
+    states = [h_n] + ([c_n] if c_n is not None else [])
+    return np.concatenate([out] + [np.swapaxes(s, 0, 1) for s in states], axis=1)
+
+
+def _recurrent_backward(layer, xs, p, dy):
+    """[dx per input], {parameter: gradient}; lengths get a zero gradient."""
+    steps, dy = np.shape(xs[0])[1], np.asarray(dy, np.float64)
+    finals = {}
+    if layer.return_state:     # rows T + k * L .. are dL/d(final state k), per sample (L, H)
+        finals = {f"d{n}_n": np.swapaxes(dy[:, steps + k * layer.num_layers:steps + (k + 1) * layer.num_layers], 0, 1)
+                  for k, n in enumerate(layer.state_names)}
+    dx, grads, dh0, dc0 = ref.recurrent_backward(layer.mode, params=p, dout=dy[:, :steps], **finals,
+                                                 **_recurrent_inputs(layer, xs))
+    by_role = {"input": dx, "h0": np.swapaxes(dh0, 0, 1),
+               "c0": None if dc0 is None else np.swapaxes(dc0, 0, 1), "lengths": np.zeros((len(dx), 1))}
+    return [by_role[role] for role in (layer._inputs or ("input",))], grads
+
+
+def _recurrent_lengths(layer, batch, widths, out):
+    """Sums through the gates at each step, compounded over time (a generous bound)."""
+    steps, rows = widths[0] // layer.input_size, layer.cell.gates * layer.hidden_size
+    return {"y": steps * (layer.input_size + layer.hidden_size), "dx": steps * rows, "params": batch * steps * rows}
+
+
+def _tokens(rng, shape):
+    """Token ids 0..2 as floats (model inputs are float arrays)."""
+    return rng.integers(0, 3, shape).astype(np.float32)
+
+
+def _narrow_backward(layer, x, dy):
+    dx = np.zeros(np.shape(x))
+    index = [slice(None)] * dx.ndim
+    index[layer.dim] = slice(layer.start, layer.start + layer.length)
+    dx[tuple(index)] = dy
+    return dx
+
+
 def _register_builtins():
     from ..layers.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
     from ..layers.linear import Linear
@@ -180,6 +232,8 @@ def _register_builtins():
     from ..layers.view import Flatten, Identity, Reshape
     from ..layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
     from ..layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+    from ..layers.recurrent import GRU, LSTM, RNN, Narrow
+    from ..layers.embedding import Embedding
     from ..losses import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 
     register(Linear, LayerSpec(
@@ -257,6 +311,27 @@ def _register_builtins():
         examples=[Example(lambda: LayerNorm(6)), Example(lambda: LayerNorm((4, 5)), ((3, 4, 5),)),
                   Example(lambda: LayerNorm(6, elementwise_affine=False))],
         widths=lambda layer: (layer.normalized_shape,)))
+    for cls, examples in (
+            (RNN, [Example(lambda: RNN(3, 5)), Example(lambda: RNN(2, 4, 2, nonlinearity="relu", return_state=True))]),
+            (LSTM, [Example(lambda: LSTM(3, 5)), Example(lambda: LSTM(2, 4, 2, return_state=True)),
+                    Example(lambda: LSTM(3, 1, bias=False))]),
+            (GRU, [Example(lambda: GRU(3, 5)), Example(lambda: GRU(2, 4, 2, return_state=True))])):
+        register(cls, LayerSpec(forward=_recurrent_forward, backward=_recurrent_backward, examples=examples,
+                                widths=lambda layer: ((5, layer.input_size),), lengths=_recurrent_lengths))
+    # Tokens are indices: rounded, so finite differences see no change. (padding_idx is left out: its
+    # row's gradient is zero by definition, not the derivative; tests/test_embedding.py checks it.)
+    register(Embedding, LayerSpec(
+        forward=lambda layer, xs, p: ref.embedding_forward(np.rint(xs[0]), p["weight"]),
+        backward=lambda layer, xs, p, dy: ([np.zeros(np.shape(xs[0]))], {"weight": ref.embedding_backward(
+            np.rint(xs[0]), dy, layer.num_embeddings, layer.padding_idx)}),
+        examples=[Example(lambda: Embedding(3, 4)), Example(lambda: Embedding(5, 2), ((2, 3),))],
+        widths=lambda layer: ((6,),), draw=_tokens, lengths=_default_lengths))
+    register(Narrow, LayerSpec(
+        forward=lambda layer, xs, p: np.asarray(xs[0], np.float64).take(
+            range(layer.start, layer.start + layer.length), axis=layer.dim),
+        backward=lambda layer, xs, p, dy: ([_narrow_backward(layer, xs[0], dy)], {}),
+        examples=[Example(lambda: Narrow(1, 2, 3), ((6, 2),)), Example(lambda: Narrow(2, 1, 1), ((3, 4),))],
+        widths=lambda layer: ((6, 4),), lengths=_elementwise_lengths))
     register(Identity, _identity_spec([Example(Identity)]))
     register(Flatten, _identity_spec([Example(Flatten)]))
     register(Reshape, _identity_spec([Example(lambda: Reshape(2, -1))]))

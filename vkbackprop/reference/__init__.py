@@ -2,6 +2,7 @@
 
 from .dropout import dropout_backward, dropout_forward, keep_mask
 from .conv import conv2d_backward, conv2d_forward
+from .recurrent import embedding_backward, embedding_forward, recurrent_backward, recurrent_forward
 from .norm import (batch_norm_backward, batch_norm_forward, batch_norm_running_update, layer_norm_backward,
                    layer_norm_forward)
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward,
@@ -39,6 +40,7 @@ from .layers import (
 )
 
 __all__ = ["dropout_backward", "dropout_forward", "keep_mask",
+    "embedding_backward", "embedding_forward", "recurrent_backward", "recurrent_forward",
     "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_forward",
     "max_pool2d_backward", "max_pool2d_forward", "conv2d_backward", "conv2d_forward", "batch_norm_backward", "batch_norm_forward",
     "batch_norm_running_update", "layer_norm_backward", "layer_norm_forward",

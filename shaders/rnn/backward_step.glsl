@@ -1,0 +1,52 @@
+// One time step of a recurrent layer's backward pass (dispatched for t = T-1 down to -1); the
+// including shader defines GATES, SAVED_GATES (columns of dgates per unit), HIDDEN_COLUMN(row)
+// (the dgates column that multiplies W_hh's row) and the cell: `cell_backward` below.
+//
+// dh_carry holds the part of dL/dh_{t+1} that does not pass through W_hh (the initial dL/dh_n,
+// what crosses a step past the sample's length, GRU's z * h path). Adding W_hh^T dgates_{t+1} and
+// dy_t gives dL/dh_{t+1}; the cell turns it into dL/d(gate pre-activations) at t. The dispatch for
+// t = -1 leaves dL/dh_0 in dh_carry.
+
+#include "sequence.glsl"
+
+layout(set = 0, binding = 4) readonly buffer DY { float dy[]; };          // (B, OUT_STRIDE): dy_t at t*H
+layout(set = 0, binding = 5) buffer DGates { float dgates[]; };           // (B, T, SAVED_GATES*H)
+layout(set = 0, binding = 6) buffer DHCarry { float dh_carry[]; };        // (B, H)
+
+uint dgates_at(uint b, uint t) {
+    return (b * STEPS + t) * (SAVED_GATES * HIDDEN);
+}
+
+// (W_hh^T dgates_{t+1})[j]: how h_{t+1} fed the gates of step t + 1.
+float through_weights(uint b, uint t_next, uint j) {
+    const uint d = dgates_at(b, t_next);
+    float sum = 0.0;
+    for (uint row = 0; row < GATES * HIDDEN; ++row)
+        sum = fma(weight_hh[row * HIDDEN + j], dgates[d + HIDDEN_COLUMN(row)], sum);
+    return sum;
+}
+
+// The cell at a valid step t: from dh = dL/dh_{t+1}[j], writes unit j's dgates at t (and its other
+// carried gradient, LSTM's dc); returns the part of dL/dh_t[j] that bypasses W_hh.
+float cell_backward(uint b, uint j, uint t, float dh);
+
+void main() {
+    const uint i = flat_index();
+    const int t = tick(i, -1);
+    if (i >= BATCH * HIDDEN) return;
+    const uint b = i / HIDDEN, j = i % HIDDEN;
+    float dh = dh_carry[i];
+    if (t + 1 < int(STEPS)) dh += through_weights(b, uint(t + 1), j);
+    if (t < 0) {                       // done: dL/dh_0
+        dh_carry[i] = dh;
+        return;
+    }
+    if (t < sample_length(b)) {
+        dh += dy[b * OUT_STRIDE + t * HIDDEN + j];
+        dh_carry[i] = cell_backward(b, j, uint(t), dh);
+    } else {                           // h_{t+1} = h_t: the gradient passes unchanged, no gate gets any
+        const uint d = dgates_at(b, t);
+        for (uint q = 0; q < SAVED_GATES; ++q) dgates[d + q * HIDDEN + j] = 0.0;
+        dh_carry[i] = dh;
+    }
+}

@@ -1,0 +1,70 @@
+"""Embedding: a lookup table of vectors indexed by integer tokens (torch.nn.Embedding's names,
+initialisation N(0, 1) and padding_idx).
+
+Model inputs are float arrays, so tokens arrive as float values holding integers (exact up to
+2**24). A token that is not an integer in [0, num_embeddings) gives a NaN output row: the loss
+becomes NaN and a Trainer raises (or skips the step with on_nonfinite='skip'), the GPU's way of
+rejecting it. The weight gradient is gathered, not scattered: the invocation owning (token v,
+feature d) sums dy over the positions holding v in position order, so it is deterministic and
+needs no float atomics; its cost is vocabulary x features x positions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import random
+from ..optim.base import fill
+from .activation import elementwise
+from .arguments import is_int
+from .base import LayerIO, Module
+
+
+class Embedding(Module):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 name: str | None = None):
+        for what, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if not is_int(value) or value < 1:
+                raise ValueError(f"Embedding: {what} must be a positive int, got {value!r}")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        if padding_idx is not None:
+            if not is_int(padding_idx) or not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be an int in [-{self.num_embeddings}, "
+                                 f"{self.num_embeddings}), got {padding_idx!r}")
+            padding_idx = int(padding_idx) % self.num_embeddings     # torch also counts from the end
+        self.padding_idx = padding_idx
+        self.name = name
+        weight = random.generator().standard_normal((self.num_embeddings, self.embedding_dim)).astype(np.float32)
+        if padding_idx is not None:
+            weight[padding_idx] = 0.0
+        self._weight = weight
+
+    def __repr__(self) -> str:
+        extra = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}{extra})"
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"weight": self._weight.copy()}
+
+    def output_shape(self, *shapes: tuple) -> tuple:
+        """Tokens of any per-sample shape S -> S + (embedding_dim,)."""
+        if len(shapes) != 1:
+            raise ValueError(f"{self!r} takes one input (the tokens), got {len(shapes)}")
+        return tuple(shapes[0]) + (self.embedding_dim,)
+
+    def forward(self, io: LayerIO) -> list:
+        return [elementwise(io.device, "embedding/forward.comp",
+                            {"tokens": io.x, "weight": io.params["weight"], "y": io.y}, io.y.size,
+                            {"DIM": self.embedding_dim, "NUM_EMBEDDINGS": self.num_embeddings})]
+
+    def backward(self, io: LayerIO) -> list:
+        positions = io.x.size
+        io.device.check_loop(positions + 1, f"embedding/backward.comp ({positions} positions)")
+        padding = -1 if self.padding_idx is None else self.padding_idx
+        work = [elementwise(io.device, "embedding/backward.comp",
+                            {"tokens": io.x, "dy": io.dy, "dweight": io.grads["weight"]},
+                            self.num_embeddings * self.embedding_dim,
+                            {"POSITIONS": positions, "DIM": self.embedding_dim,
+                             "NUM_EMBEDDINGS": self.num_embeddings, "PADDING_IDX": padding})]
+        if io.dx is not None:    # tokens are indices: no gradient flows into them
+            work.append(fill(io.device, io.dx, 0.0))
+        return work
