@@ -67,14 +67,21 @@ def test_parameters_like_torch():
 
 
 @pytest.mark.parametrize("bad", [3.0, -1.0, 0.5, 1e9])
-def test_bad_tokens_make_the_step_raise(device, bad):
-    """A token that is not an integer in [0, num_embeddings): NaN rows, so the Trainer raises."""
+def test_bad_tokens_are_refused_before_gpu_work(device, monkeypatch, bad):
+    """A token that is not an integer in [0, num_embeddings): a ValueError on the host naming it;
+    on the GPU alone (past the check) it gives NaN rows, so the step raises and writes nothing."""
     model = vb.Sequential(Embedding(3, 2), vb.Flatten(), vb.Linear(8, 1), input_shape=4)
     trainer = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), 2, device=device)
     tokens = np.array([[0, 1, 2, 1], [2, bad, 0, 0]], np.float32)
+    before = model.state_dict()
+    for call in (lambda: trainer.step(tokens, np.zeros((2, 1), np.float32)), lambda: trainer.predict(tokens)):
+        with no_gpu_work(), pytest.raises(ValueError, match=r"^x: Embedding\(3, 2\): tokens must be integers in \[0, 2\]"):
+            call()
+    monkeypatch.setattr(Embedding, "check_input_values", lambda *a: None)
     with pytest.raises(FloatingPointError):
         trainer.step(tokens, np.zeros((2, 1), np.float32))
     assert np.isnan(trainer.predict(tokens)[1]).all() and np.isfinite(trainer.predict(tokens)[0]).all()
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize("args, kwargs, words", [

@@ -254,15 +254,21 @@ def test_bad_calls():
             Narrow(1, 4, 2)(vb.Input((5, 3)))
 
 
-@pytest.mark.parametrize("bad", [0.0, 6.0, 2.5, -1.0, 1e9])   # (NaN: the Trainer rejects it on the host)
-def test_invalid_lengths_make_the_step_raise(device, bad):
-    """A length outside [1, T] or not an integer: NaN outputs, so the Trainer raises."""
+@pytest.mark.parametrize("bad", [0.0, 6.0, 2.5, -1.0, 1e9])
+def test_invalid_lengths_are_refused_before_gpu_work(device, monkeypatch, bad):
+    """A length outside [1, T] or not an integer: a ValueError on the host naming it (and, should
+    such data reach the GPU another way, NaN outputs that make the step raise)."""
     x, lengths = vb.Input((5, 2)), vb.Input(1)
     rnn = RNN(2, 3, return_state=True)
     model = vb.Model([x, lengths], vb.Linear(3 * 6, 1)(vb.Flatten()(rnn(x, lengths=lengths))))
     trainer = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), 2, device=device)
     xs = [np.ones((2, 10), np.float32), np.array([[5], [bad]], np.float32)]
     before = model.state_dict()
+    with no_gpu_work(), pytest.raises(ValueError, match=r"x\[1\] \(.*\): RNN.*lengths must be integers in \[1, 5\]"):
+        trainer.step(xs, np.zeros((2, 1), np.float32))
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    # Past the host check (the shader alone): NaN outputs, so the Trainer raises and writes nothing.
+    monkeypatch.setattr(type(rnn), "check_input_values", lambda *a: None)
     with pytest.raises(FloatingPointError):
         trainer.step(xs, np.zeros((2, 1), np.float32))
     assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())

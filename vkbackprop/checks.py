@@ -50,3 +50,11 @@ def label_array(value, name: str, batch: int, classes: int) -> np.ndarray:
 
 def _shape(shape: tuple) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def integers_in(values: np.ndarray, low: int, high: int, where: str, what: str) -> None:
+    """Every value an integer in [low, high] (floats holding integers, as model inputs carry them)."""
+    bad = (values != np.round(values)) | (values < low) | (values > high)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{where}: {what} must be integers in [{low}, {high}], got {values[index]!r} at {index}")

@@ -206,7 +206,6 @@ class DataParallelPlan(StepPlan):
     def run_step(self, comm: Communicator, step: int) -> float:
         """The submitted-and-finished first segment is awaited here; then the other segments, the
         bucket all-reduces (overlapping), the loss average and the update. Returns the averaged loss."""
-        started = time.perf_counter()
         requests = []
         for i, rec in enumerate(self.segments):
             if i > 0:

@@ -256,8 +256,28 @@ class Trainer:
         inputs = self.model.inputs
         xs = _per_item(x, len(inputs), "x", "input")
         if len(xs) == 1:
-            return [checks.float_array(xs[0], "x", (rows, inputs[0].width))]
-        return [checks.float_array(a, f"x[{i}] ({v.name})", (rows, v.width)) for i, (a, v) in enumerate(zip(xs, inputs))]
+            xs = [checks.float_array(xs[0], "x", (rows, inputs[0].width))]
+        else:
+            xs = [checks.float_array(a, f"x[{i}] ({v.name})", (rows, v.width)) for i, (a, v) in enumerate(zip(xs, inputs))]
+        for i, call, j in _direct_consumers(self.model):   # token ids, lengths: the layers' own checks
+            where = "x" if len(xs) == 1 else f"x[{i}] ({inputs[i].name})"
+            _prefixed(lambda: call.layer.check_input_values(j, xs[i], [v.shape for v in call.inputs]), where)
+        return xs
+
+
+def _direct_consumers(model) -> list:
+    """(model input index, call, input position) for every layer input that is a model input, or a
+    view of one (views keep the values)."""
+    index = {id(v): i for i, v in enumerate(model.inputs)}
+    source = {}
+    for call in model.calls:
+        if getattr(call.layer, "is_view", False) and id(call.inputs[0]) in index:
+            index[id(call.output)] = index[id(call.inputs[0])]
+    for call in model.calls:
+        for j, v in enumerate(call.inputs):
+            if id(v) in index and not getattr(call.layer, "is_view", False):
+                source.setdefault((id(call), j), (index[id(v)], call, j))
+    return list(source.values())
 
 
 def _per_item(value, count: int, name: str, what: str) -> list:

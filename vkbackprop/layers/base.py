@@ -80,6 +80,12 @@ class Module:
         width = self.out_features(*(math.prod(s) for s in shapes))
         return tuple(shapes[0]) if self.keeps_shape else (width,)
 
+    def check_input_values(self, index: int, values: np.ndarray, in_shapes: list) -> None:
+        """Checks of the data a model input brings to this layer's input `index` (token ids,
+        sequence lengths): the Trainer runs them on the host, before any GPU work, for every model
+        input that reaches the layer directly or through views. `values` is (rows, width); raise
+        ValueError naming the problem. Default: any finite float is fine."""
+
     def out_features(self, *in_features: int) -> int:
         """Output width for the input widths; ValueError if the layer cannot take them."""
         if len(in_features) != 1:

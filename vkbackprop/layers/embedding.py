@@ -2,9 +2,9 @@
 initialisation N(0, 1) and padding_idx).
 
 Model inputs are float arrays, so tokens arrive as float values holding integers (exact up to
-2**24). A token that is not an integer in [0, num_embeddings) gives a NaN output row: the loss
-becomes NaN and a Trainer raises (or skips the step with on_nonfinite='skip'), the GPU's way of
-rejecting it. The weight gradient is gathered, not scattered: the invocation owning (token v,
+2**24). A Trainer refuses tokens that are not integers in [0, num_embeddings) with a ValueError
+before any GPU work (check_input_values); on the GPU such a token gives a NaN output row, so even
+data that bypasses the check (an intermediate value) makes the step raise, never train on garbage. The weight gradient is gathered, not scattered: the invocation owning (token v,
 feature d) sums dy over the positions holding v in position order, so it is deterministic and
 needs no float atomics; its cost is vocabulary x features x positions."""
 
@@ -44,6 +44,10 @@ class Embedding(Module):
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"weight": self._weight.copy()}
+
+    def check_input_values(self, index: int, values: np.ndarray, in_shapes: list) -> None:
+        from ..checks import integers_in
+        integers_in(values, 0, self.num_embeddings - 1, repr(self), "tokens")
 
     def output_shape(self, *shapes: tuple) -> tuple:
         """Tokens of any per-sample shape S -> S + (embedding_dim,)."""

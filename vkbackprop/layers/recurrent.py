@@ -158,6 +158,12 @@ class Recurrent(Module):
         self._inputs = roles
         return super().__call__(x, *states, *([lengths] if lengths is not None else []))
 
+    def check_input_values(self, index: int, values: np.ndarray, in_shapes: list) -> None:
+        roles = self._inputs or ("input",)
+        if roles[index] == "lengths":
+            from ..checks import integers_in
+            integers_in(values, 1, in_shapes[0][0], repr(self), "lengths")
+
     def output_shape(self, *shapes: tuple) -> tuple:
         roles = self._inputs or ("input",)
         if len(shapes) != len(roles):
