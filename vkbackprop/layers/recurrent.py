@@ -10,9 +10,9 @@ input_size) whatever its setting (transpose a torch-style time-major array to ba
 
 Calls. `layer(x)`, `layer(x, h0)` (LSTM: `layer(x, (h0, c0))`), and `lengths=` (a value of
 per-sample shape (1,) holding each sequence's length: pack_padded_sequence semantics, outputs past
-a sequence's length are 0 and the final state is the state after its last valid step). A length
-that is not an integer in [1, T] makes that sample's outputs NaN (the loss becomes NaN and a
-Trainer raises). Initial states have per-sample shape (num_layers, hidden_size). A layer object
+a sequence's length are 0 and the final state is the state after its last valid step). A Trainer
+refuses a length that is not an integer in [1, T] before any GPU work (check_input_values); on the
+GPU such a length makes that sample's outputs NaN (so the step raises rather than train on it). Initial states have per-sample shape (num_layers, hidden_size). A layer object
 always takes the same kind of inputs (its first call fixes which), since its dispatches depend on it.
 
 Outputs. A call returns ONE value (graph calls have one output): the output sequence (T, hidden),
