@@ -17,6 +17,8 @@ test: setup
 bench: setup
 	$(PY) bench/mlp_step.py
 	$(PY) bench/cnn_step.py
+	$(PY) bench/lstm_step.py
+	$(PY) bench/distributed_step.py
 
 devices: setup
 	$(PY) -m vkbackprop devices
