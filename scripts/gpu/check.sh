@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The device check, run ON the NVIDIA machine from the project root, with .gl and .whl carried
+# (scripts/gpu/prepare.sh made them). Results go to $OUT (or out/gpu): the test log, benchmark
+# JSON and the tuned GEMM tile cache. Keep it inside the session's device budget: each part has its
+# own timeout. Usage: bash scripts/gpu/check.sh
+set -uo pipefail
+out=${OUT:-out/gpu}; mkdir -p "$out"
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json PYTHONUNBUFFERED=1
+pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD VKBACKPROP_CACHE_DIR=$out/cache
+py=python3
+$py -m vkbackprop devices | tee "$out/devices.txt"
+# Correctness first: the layers, models, optimizers and the step structure (no validation layer there).
+timeout 240 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tests/test_conv.py tests/test_pool.py \
+    tests/test_norm.py tests/test_recurrent.py tests/test_mlp_vs_torch.py tests/test_cnn.py tests/test_tuning.py \
+    -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
+# Speed: GEMM (1024 and 4096) and the training steps vs PyTorch CUDA, tuning the GEMM tiles as it plans.
+VKBACKPROP_TUNE=1 timeout 150 $py -m vkbackprop bench --layer linear --shape 1024,1024,1024 --shape 4096,4096,4096 \
+    --shape 128,784,256 --json "$out/gemm.json" --quiet 2>&1 | tail -12 | tee "$out/gemm.txt"
+VKBACKPROP_TUNE=1 timeout 120 $py -m vkbackprop bench --suite steps --max-seconds 60 --json "$out/steps.json" --quiet \
+    2>&1 | tail -15 | tee "$out/steps.txt"
