@@ -8,7 +8,7 @@ out=${OUT:-out/gpu}; mkdir -p "$out"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json PYTHONUNBUFFERED=1
-pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD VKBACKPROP_CACHE_DIR=$out/cache
 py=python3
 $py -m vkbackprop devices | tee "$out/devices.txt"
