@@ -44,41 +44,17 @@ class Trainer:
     def __init__(self, model: Model, loss, optimizer: Optimizer, batch_size: int, device: Device | None = None,
                  clip_grad_norm: float | None = None, on_nonfinite: str = "raise", resume=None,
                  distributed: bool | None = None):
-        if not isinstance(model, Model):
-            raise ValueError(f"Trainer: model must be a vkbackprop Model or Sequential, got {_qualname(model)}")
-        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
-        for item in losses:
-            if not isinstance(item, Loss):
-                raise ValueError(f"Trainer: loss must be a vkbackprop loss, got {_qualname(item)}")
-        if len(losses) != len(model.outputs):
-            raise ValueError(f"Trainer: the model has {len(model.outputs)} outputs but {len(losses)} losses were given")
-        if not isinstance(optimizer, Optimizer):
-            raise ValueError(f"Trainer: optimizer must be a vkbackprop optimizer, got {_qualname(optimizer)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"Trainer: batch_size must be a positive int, got {batch_size!r}")
+        losses = _checked_arguments(model, loss, optimizer, batch_size, on_nonfinite, distributed)
         if clip_grad_norm is not None:
             clip_grad_norm = check_number("Trainer", "clip_grad_norm", clip_grad_norm, minimum=0.0)
-        if not isinstance(on_nonfinite, str) or on_nonfinite not in ("raise", "skip"):
-            raise ValueError(f"Trainer: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
-        from . import distributed as dist
-        if distributed is None:
-            distributed = dist.mpi_world_size() > 1
-        self.comm = dist.Communicator() if distributed else None
-        ranks = self.comm.size if self.comm else 1
-        if batch_size % ranks:
-            raise ValueError(f"Trainer: batch_size {batch_size} does not divide over {ranks} ranks; "
-                             f"use a multiple of {ranks}")
         self.model, self.losses, self.optimizer = model, losses, optimizer
         self.batch_size = int(batch_size)
-        self.local_batch = self.batch_size // ranks    # the rows this process trains on per step
         self.clip_grad_norm, self.on_nonfinite = clip_grad_norm, on_nonfinite
-        if device is None and self.comm:
-            from .device import list_devices
-            index = dist.choose_device_index(list_devices(), self.comm.local_rank, self.comm.local_size)
-            device = Device(index) if index is not None else None
+        device = self._join_ranks(distributed, device)
         self.device = device or Device.default()
         model.bind(self.device)
-        plan = dist.DataParallelPlan if self.comm else StepPlan
+        from .distributed import DataParallelPlan
+        plan = DataParallelPlan if self.comm else StepPlan
         self.plan = plan(self.device, model, losses, optimizer, self.local_batch, clip_grad_norm=clip_grad_norm)
         self.steps = 0   # training steps taken; with a layer's seed, it picks that step's random numbers
         self.skipped_steps = 0      # non-finite steps skipped with on_nonfinite='skip'
@@ -87,6 +63,24 @@ class Trainer:
         self.history = {}           # fit's per-epoch metrics over every fit call (and resumed runs)
         if resume is not None:
             self.load_state(resume)
+
+    def _join_ranks(self, distributed, device):
+        """Data-parallel set-up: `comm` (None for one process), `local_batch` (this process's rows
+        per step) and, without a given device, this rank's device (None: the default)."""
+        from . import distributed as dist
+        if distributed is None:
+            distributed = dist.mpi_world_size() > 1
+        self.comm = dist.Communicator() if distributed else None
+        ranks = self.comm.size if self.comm else 1
+        if self.batch_size % ranks:
+            raise ValueError(f"Trainer: batch_size {self.batch_size} does not divide over {ranks} ranks; "
+                             f"use a multiple of {ranks}")
+        self.local_batch = self.batch_size // ranks
+        if device is None and self.comm:
+            from .device import list_devices
+            index = dist.choose_device_index(list_devices(), self.comm.local_rank, self.comm.local_size)
+            device = Device(index) if index is not None else None
+        return device
 
     @property
     def loss(self) -> Loss:
@@ -263,6 +257,27 @@ class Trainer:
             where = "x" if len(xs) == 1 else f"x[{i}] ({inputs[i].name})"
             _prefixed(lambda: call.layer.check_input_values(j, xs[i], [v.shape for v in call.inputs]), where)
         return xs
+
+
+def _checked_arguments(model, loss, optimizer, batch_size, on_nonfinite, distributed) -> list:
+    """The Trainer's arguments checked (ValueError naming the bad one); returns the list of losses."""
+    if not isinstance(model, Model):
+        raise ValueError(f"Trainer: model must be a vkbackprop Model or Sequential, got {_qualname(model)}")
+    losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+    for item in losses:
+        if not isinstance(item, Loss):
+            raise ValueError(f"Trainer: loss must be a vkbackprop loss, got {_qualname(item)}")
+    if len(losses) != len(model.outputs):
+        raise ValueError(f"Trainer: the model has {len(model.outputs)} outputs but {len(losses)} losses were given")
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"Trainer: optimizer must be a vkbackprop optimizer, got {_qualname(optimizer)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"Trainer: batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(on_nonfinite, str) or on_nonfinite not in ("raise", "skip"):
+        raise ValueError(f"Trainer: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+    if distributed is not None and not isinstance(distributed, bool):
+        raise ValueError(f"Trainer: distributed must be True, False or None, got {distributed!r}")
+    return losses
 
 
 def _direct_consumers(model) -> list:
