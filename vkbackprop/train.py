@@ -48,6 +48,7 @@ class Trainer:
         if clip_grad_norm is not None:
             clip_grad_norm = check_number("Trainer", "clip_grad_norm", clip_grad_norm, minimum=0.0)
         self.model, self.losses, self.optimizer = model, losses, optimizer
+        self._value_checks = _direct_consumers(model)   # layers that check the data of model inputs
         self.batch_size = int(batch_size)
         self.clip_grad_norm, self.on_nonfinite = clip_grad_norm, on_nonfinite
         device = self._join_ranks(distributed, device)
@@ -253,7 +254,7 @@ class Trainer:
             xs = [checks.float_array(xs[0], "x", (rows, inputs[0].width))]
         else:
             xs = [checks.float_array(a, f"x[{i}] ({v.name})", (rows, v.width)) for i, (a, v) in enumerate(zip(xs, inputs))]
-        for i, call, j in _direct_consumers(self.model):   # token ids, lengths: the layers' own checks
+        for i, call, j in self._value_checks:   # token ids, lengths: the layers' own checks
             where = "x" if len(xs) == 1 else f"x[{i}] ({inputs[i].name})"
             _prefixed(lambda: call.layer.check_input_values(j, xs[i], [v.shape for v in call.inputs]), where)
         return xs

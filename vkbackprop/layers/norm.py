@@ -56,6 +56,14 @@ def _eps(layer: str, value):
 # --- BatchNorm ------------------------------------------------------------------------------
 
 
+def _affine_parameters(shape, weight: bool, bias: bool) -> dict[str, np.ndarray]:
+    """A norm's initial affine parameters, as torch: weight ones, bias zeros (each if enabled)."""
+    params = {"weight": np.ones(shape, np.float32)} if weight else {}
+    if bias:
+        params["bias"] = np.zeros(shape, np.float32)
+    return params
+
+
 class _BatchNorm(Module):
     """Batch norm over channel-first per-sample shapes (C, *rest): per channel, statistics over the
     batch and `rest`. Subclasses give the per-sample ranks they take."""
@@ -80,10 +88,7 @@ class _BatchNorm(Module):
                 f"affine={self.affine}, bias={self.bias}, track_running_stats={self.track_running_stats})")
 
     def parameters(self) -> dict[str, np.ndarray]:
-        params = {"weight": np.ones(self.num_features, np.float32)} if self.affine else {}
-        if self.bias:
-            params["bias"] = np.zeros(self.num_features, np.float32)
-        return params
+        return _affine_parameters(self.num_features, self.affine, self.bias)
 
     def buffers(self) -> dict[str, np.ndarray]:
         if not self.track_running_stats:
@@ -240,10 +245,7 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias})")
 
     def parameters(self) -> dict[str, np.ndarray]:
-        params = {"weight": np.ones(self.normalized_shape, np.float32)} if self.elementwise_affine else {}
-        if self.bias:
-            params["bias"] = np.zeros(self.normalized_shape, np.float32)
-        return params
+        return _affine_parameters(self.normalized_shape, self.elementwise_affine, self.bias)
 
     def output_shape(self, *shapes: tuple) -> tuple:
         if len(shapes) != 1:
