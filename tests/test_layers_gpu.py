@@ -146,32 +146,42 @@ def test_every_layer_runs_backward_twice_with_identical_bits(device, rng, make):
     ("scalar", None),
     ("shuffle", None),
     # SHARE above lavapipe's subgroup size (8): the core's path for small subgroups (no shuffles).
-    ("shuffle", {"TM": 16, "WG_X": 32, "SHARE": 16}),
+    ("shuffle", {"TM": 16, "NC": 2, "WG_X": 32, "SHARE": 16}),
 ])
-@pytest.mark.parametrize("batch,fan_in,fan_out", [(128, 784, 256), (4, 8, 12), (36, 40, 44), (12, 4, 4),
-                                                  (5, 8, 10), (8, 12, 7)])
-def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan_in, fan_out):
+@pytest.mark.parametrize("batch,fan_in,fan_out,bias", [(128, 784, 256, True), (4, 8, 12, True), (36, 40, 44, False),
+                                                       (12, 4, 4, True), (5, 8, 10, True), (8, 12, 7, False),
+                                                       (6, 8, 12, True)])
+def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan_in, fan_out, bias):
     """Both GEMM cores on shapes where the vec4 + shuffle core applies (multiples of 4) and on
     partly aligned ones (it then runs only the passes it can); dispatch names show which ran."""
     from vkbackprop.layers import gemm_shuffle
+    from vkbackprop.layers.base import LayerIO
     monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
     if tiles:
-        monkeypatch.setattr(gemm_shuffle, "TILE_A_ROWS", tiles)
-        monkeypatch.setattr(gemm_shuffle, "TILE_A_COLUMNS", tiles)
-    layer = vb.Linear(fan_in, fan_out)
+        monkeypatch.setattr(gemm_shuffle, "TILE", tiles)
+    layer = vb.Linear(fan_in, fan_out, bias=bias)
     params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
     x = rng.standard_normal((batch, fan_in)).astype(np.float32)
     dy = rng.standard_normal((batch, fan_out)).astype(np.float32)
     y, dx, grads = run_layer(device, layer, x, params, dy)
-    assert_sum_close(y, ref.linear_forward(x, params["weight"], params["bias"]), fan_in, "y")
-    rdx, rdw, rdb = ref.linear_backward(x, params["weight"], dy, has_bias=True)
+    rdx, rdw, rdb = ref.linear_backward(x, params["weight"], dy, has_bias=bias)
+    assert_sum_close(y, ref.linear_forward(x, params["weight"], params.get("bias")), fan_in, "y")
     assert_sum_close(dx, rdx, fan_out, "dx")
     assert_sum_close(grads["weight"], rdw, batch, "dweight")
-    assert_sum_close(grads["bias"], rdb, batch, "dbias")
+    if bias:
+        assert_sum_close(grads["bias"], rdb, batch, "dbias")
 
-    from vkbackprop.layers.base import LayerIO
-    names = [d.name for d in layer.forward(LayerIO(device, batch, [device.buffer("x", x.shape)],
-                                                   device.buffer("y", (batch, fan_out)),
-                                                   params={n: device.buffer(n, v.shape) for n, v in params.items()}))]
-    want = "linear/forward_shuffle.comp" if kernel == "shuffle" and fan_in % 4 == 0 else "linear/forward.comp"
-    assert names == [want]
+    buffers = {n: device.buffer(n, v.shape) for n, v in params.items()}
+    io = LayerIO(device, batch, [device.buffer("x", x.shape)], device.buffer("y", (batch, fan_out)), params=buffers,
+                 dy=device.buffer("dy", dy.shape), grads={n: device.buffer(f"d{n}", v.shape) for n, v in params.items()})
+    io.dxs[0] = device.buffer("dx", x.shape)
+    shuffle = kernel == "shuffle"
+    want = "linear/forward_shuffle.comp" if shuffle and fan_in % 4 == 0 else "linear/forward.comp"
+    assert [d.name for d in layer.forward(io)] == [want]
+    # dW through a transposed copy of dy (which also sums dbias) where the vec4 core can take it.
+    transposed = shuffle and fan_out % 4 == 0 and batch % 4 == 0 and fan_in % 4 == 0
+    want = (["linear/transpose_dy.comp", "linear/backward_weight_shuffle.comp"] if transposed else
+            ["linear/backward_weight.comp"] + ["linear/backward_bias.comp"] * bias)
+    want.append("linear/backward_input_shuffle.comp" if shuffle and fan_out % 4 == 0 and fan_in % 4 == 0
+                else "linear/backward_input.comp")
+    assert sorted(d.name for d in layer.backward(io)) == sorted(want)

@@ -9,7 +9,7 @@ import pytest
 
 from vkbackprop import shaders
 from vkbackprop.layers.gemm import TILE
-from vkbackprop.layers.gemm_shuffle import TILE_A_COLUMNS
+from vkbackprop.layers import gemm_shuffle
 from vkbackprop.shaders import ShaderError, compile_shader, shader_root
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vkbackprop"
@@ -23,7 +23,7 @@ def referenced_shaders() -> set:
 @pytest.mark.parametrize("rel", ALL_SHADERS)
 def test_every_shader_compiles_and_declares_its_interface(rel):
     source = (shader_root() / rel).read_text()
-    defines = TILE if "gemm.glsl" in source else TILE_A_COLUMNS if "gemm_shuffle.glsl" in source else None
+    defines = TILE if "gemm.glsl" in source else gemm_shuffle.TILE if "gemm_shuffle.glsl" in source else None
     program = compile_shader(rel, defines)
     assert program.spirv[:4] == b"\x03\x02\x23\x07"  # SPIR-V magic
     assert program.bindings and all(b.reads or b.writes for b in program.bindings)

@@ -55,7 +55,7 @@ def test_every_scalar_tile_is_correct(device, rng, monkeypatch, cache, tile):
     assert_close(grads["weight"], rdw, 1e-4, "dweight")
 
 
-@pytest.mark.parametrize("tile", gemm_shuffle.TILES_A_ROWS + gemm_shuffle.TILES_A_COLUMNS, ids=str)
+@pytest.mark.parametrize("tile", gemm_shuffle.TILES, ids=str)
 def test_every_shuffle_tile_is_correct(device, rng, monkeypatch, cache, tile):
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
     _forced(monkeypatch, tile)
@@ -71,7 +71,7 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
     model = vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5))
     vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), 16, device=device)
     entries = json.loads(cache.read_text())[tuning.device_key(device)]
-    families = [gemm.TILES, gemm_shuffle.TILES_A_ROWS, gemm_shuffle.TILES_A_COLUMNS]
+    families = [gemm.TILES, gemm_shuffle.TILES]
     assert entries and all(any(tile in f for f in families) for tile in entries.values())
     assert f"linear/forward_shuffle.comp|{tuning.shape_class(16, 12, 8)}" in entries
     assert timed   # candidates were timed

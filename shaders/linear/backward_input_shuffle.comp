@@ -9,11 +9,11 @@ layout(constant_id = 2) const uint K = 1;  // out_features
 
 layout(set = 0, binding = 0) readonly buffer DY { vec4 dy[]; };
 layout(set = 0, binding = 1) readonly buffer Weight { vec4 weight[]; };
-layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
+layout(set = 0, binding = 2) writeonly buffer DX { vec4 dx[]; };  // N % 4 == 0: whole vec4 rows
 
-#define A_K_CONTIGUOUS 1
 #define B_N_CONTIGUOUS 1
 #define A4(i) dy[i]
 #define B4(i) weight[i]
-#define STORE(m, n, v) dx[(m) * N + (n)] = (v)
+#define STORE(m, n, v) dx[((m) * N + (n)) / 4][(n) % 4] = (v)
+#define STORE4(m, n, v) dx[((m) * N + (n)) / 4] = (v)
 #include "../common/gemm_shuffle.glsl"

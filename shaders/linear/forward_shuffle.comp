@@ -13,7 +13,6 @@ layout(set = 0, binding = 1) readonly buffer Weight { vec4 weight[]; };
 layout(set = 0, binding = 2) readonly buffer Bias { float bias[]; };
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 
-#define A_K_CONTIGUOUS 1
 #define B_N_CONTIGUOUS 0
 #define A4(i) x[i]
 #define B4(i) weight[i]

@@ -48,8 +48,8 @@ class Linear(Module):
     def _gemm(self, io, pass_: str, buffers: dict, m: int, n: int, k: int, a_k: bool, b_n: bool, constants=None):
         """One of the three GEMMs: the vec4 + shuffle core where it applies, else the scalar core."""
         scalar, shuffle = _SHADERS[pass_]
-        if gemm_shuffle.applies(io.device, m, n, k, a_k, b_n):
-            return gemm_shuffle.shuffle_dispatch(io.device, shuffle, buffers, m, n, k, a_k, constants)
+        if a_k and gemm_shuffle.applies(io.device, m, n, k, b_n):
+            return gemm_shuffle.shuffle_dispatch(io.device, shuffle, buffers, m, n, k, constants)
         return gemm_dispatch(io.device, scalar, buffers, m, n, k, constants)
 
     def forward(self, io: LayerIO) -> list:
@@ -59,8 +59,17 @@ class Linear(Module):
                            io.batch, self.out, self.in_features, True, False, {"HAS_BIAS": self.bias})]
 
     def backward(self, io: LayerIO) -> list:
-        # dW and db and dx only read dy, x and W: independent of each other, no barriers between them.
-        # dW = dy^T x: A = dy^T is stored [batch][out] (m-contiguous), B = x is [batch][in].
+        # dW, db and dx only read dy, x and W: independent of each other, no barriers between them.
+        dx = []
+        if io.dx is not None:
+            # dx = dy W: A = dy is [batch][out], B = W is [out][in].
+            dx = [self._gemm(io, "backward_input", {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
+                             io.batch, self.in_features, self.out, True, True)]
+        # dW = dy^T x over the batch: A = dy^T, B = x is [batch][in].
+        if self.out % 4 == 0 and gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True):
+            transpose, weight = self._transposed_weight_gradient(io)
+            return [transpose] + dx + [weight]   # dx runs while the transposed copy settles
+        # The scalar core reads A = dy^T where it lies: dy is [batch][out] (m-contiguous).
         work = [self._gemm(io, "backward_weight", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
                            self.out, self.in_features, io.batch, False, True)]
         if self.bias:
@@ -69,8 +78,18 @@ class Linear(Module):
             work.append(io.device.dispatch(
                 program, {"dy": io.dy, "dbias": io.grads["bias"]},
                 io.device.grid_1d(self.out, program.local_size[0]), dict(B=io.batch, N=self.out)))
-        if io.dx is not None:
-            # dx = dy W: A = dy is [batch][out], B = W is [out][in].
-            work.append(self._gemm(io, "backward_input", {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
-                                   io.batch, self.in_features, self.out, True, True))
-        return work
+        return work + dx
+
+    def _transposed_weight_gradient(self, io: LayerIO) -> tuple:
+        """For the vec4 core, which is fast only with A's k contiguous: copy dy to [out][batch] in
+        4 x 4 blocks (out % 4 == 0; the same pass sums the bias gradient), then dW = dyt x."""
+        device = io.device
+        dyt = device.buffer(f"{io.dy.name}.T", (self.out, io.batch))
+        program = device.program("linear/transpose_dy.comp")
+        device.check_loop(io.batch // 4 + 1, f"linear/transpose_dy.comp (batch {io.batch})")
+        transpose = device.dispatch(
+            program, {"dy": io.dy, "dyt": dyt, "dbias": io.grads["bias"] if self.bias else device.placeholder},
+            (-(-self.out // (4 * program.local_size[0])), 1, 1), dict(B=io.batch, N=self.out, HAS_BIAS=self.bias))
+        weight = self._gemm(io, "backward_weight", {"dyt": dyt, "x": io.x, "dweight": io.grads["weight"]},
+                            self.out, self.in_features, io.batch, True, True)
+        return transpose, weight
