@@ -16,6 +16,7 @@ import vkbackprop as vb
 from vkbackprop.bench import models
 from vkbackprop.bench.report import print_step_comparison
 from vkbackprop.bench.timing import wall_times
+from vkbackprop.layers.activation import elementwise
 from vkbackprop.schedule import Recorder
 
 SIZES, BATCH, LR = (784, 256, 256, 10), 128, 0.01
@@ -30,7 +31,7 @@ def fixed_submit_cost_us(device, steps: int) -> float:
     one = device.buffer("one", (1,), staged=True)
     out = device.buffer("out", (1,))
     rec = Recorder(device)
-    rec.dispatch(device.dispatch("relu/forward.comp", {"x": one, "y": out}, (1, 1, 1), {"NUMEL": 1}))
+    rec.dispatch(elementwise(device, "relu/forward.comp", {"x": one, "y": out}, 1))
     return median_ms(rec.sequence.eval, steps * 4) * 1e3
 
 

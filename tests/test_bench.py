@@ -2,19 +2,20 @@
 isolated ops compute what NumPy computes (so the runner times real work), FLOP and byte counts,
 the CLI's outputs and errors. No timing assertions: timing lives in bench/ and the runner."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-import torch
 
 from vkbackprop.bench import cli, ops, steps
 from vkbackprop.bench.isolated import IsolatedLayer
-from vkbackprop.bench.layer_bench import relative_errors
+from vkbackprop.bench.layer_bench import host_inputs, measure_op, relative_errors
 from vkbackprop.bench.timing import TimedRecorder
 from vkbackprop.device import Sequence
+from vkbackprop.layers.recurrent import LSTM
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -70,32 +71,64 @@ def test_timed_recorder_times_each_shader_and_the_whole_pass(device):
     assert all(total.seconds[i] >= per_shader["first"].seconds[i] for i in range(2))
 
 
-SMALL_SHAPES = {"linear": [(8, 16, 4), (5, 7, 3)], "relu": [(4, 33)], "sigmoid": [(4, 33)], "tanh": [(4, 33)],
-                "softmax": [(3, 17)]}
+SMALL_SHAPES = {"linear": [(8, 16, 4), (5, 7, 3)], "relu": [(4, 33)], "leaky_relu": [(4, 33)],
+                "sigmoid": [(4, 33)], "tanh": [(4, 33)], "gelu": [(4, 33)], "softmax": [(3, 17)],
+                "log_softmax": [(3, 17)], "conv2d": [(2, 3, 5, 6, 4, 3), (3, 2, 4, 4, 5, 1)],
+                "maxpool2d": [(2, 3, 6, 7, 2)], "avgpool2d": [(2, 3, 6, 6, 3)],
+                "adaptive_avgpool2d": [(2, 3, 5, 7, 2)], "batchnorm2d": [(3, 4, 5, 5)], "layernorm": [(4, 33)],
+                "rnn": [(3, 5, 4, 6)], "lstm": [(3, 5, 4, 6)], "gru": [(3, 5, 4, 6)],
+                "embedding": [(3, 5, 11, 4)]}
 
 
 def test_every_op_has_a_test_shape():
     assert set(SMALL_SHAPES) == set(ops.OPS)
 
 
+def host_pass(op, layer, library, pass_, arrays) -> dict:
+    return {k: np.asarray(v) for k, v in op.math.prepare(library, pass_, layer, arrays)().items()}
+
+
 @pytest.mark.parametrize("name,shape", [(n, s) for n, shapes in SMALL_SHAPES.items() for s in shapes])
 def test_isolated_passes_compute_the_numpy_math(device, rng, name, shape):
-    """The sequences the runner times produce NumPy's results, and PyTorch runs the same math."""
+    """The sequences the runner times produce NumPy's results (every output and gradient the layer
+    writes), and PyTorch computes the same."""
     op = ops.OPS[name]
     layer, in_shapes = op.make(shape)
-    arrays = ops.host_arrays(layer, shape[0], in_shapes, rng)
+    arrays = ops.host_arrays(layer, shape[0], in_shapes, rng, op.draw_x)
     isolated = IsolatedLayer(device, layer, shape[0], in_shapes)
     isolated.load(arrays)
-    host = dict(arrays, y=op.forward(np, arrays)["y"])
-    on_torch = {k: torch.from_numpy(v) for k, v in host.items()}
+    inputs = host_inputs(op, layer, arrays, "cpu")
     for pass_ in ops.PASSES:
         isolated.record(pass_).sequence.eval()
-        want = getattr(op, pass_)(np, host)
-        assert set(want) <= set(isolated.outputs)
+        want = host_pass(op, layer, "numpy", pass_, inputs["numpy"])
+        written = {"forward": {"y"}, "backward": set(isolated.outputs) - {"y"}}[pass_]
+        assert set(want) == written
         errors = relative_errors(isolated.read(want), want)
         assert max(errors.values()) < 1e-5, errors
-        torch_errors = relative_errors({k: v.numpy() for k, v in getattr(op, pass_)(torch, on_torch).items()}, want)
+        torch_result = host_pass(op, layer, "torch", pass_, inputs["torch"])
+        assert set(torch_result) == written
+        torch_errors = relative_errors(torch_result, want)
         assert max(torch_errors.values()) < 1e-5, torch_errors
+
+
+@pytest.mark.parametrize("name", ["lstm", "embedding", "maxpool2d"])
+def test_measure_op_times_reference_math_ops_and_checks_them(device, rng, name):
+    """The runner's own path for ops whose PyTorch backward is autograd's (timed repeatedly on one graph)."""
+    shape = SMALL_SHAPES[name][0]
+    results = measure_op(device, ops.OPS[name], shape, repeats=2, warmup=1, rng=rng, torch_device="cpu")
+    assert [r.pass_ for r in results] == list(ops.PASSES)
+    for r in results:
+        assert r.max_rel_error < 1e-5 and (r.flops is None) == (name != "lstm")
+        assert len(r.numpy.seconds) == len(r.torch.seconds) == len(r.gpu.seconds) == 2
+
+
+def test_a_result_unlike_numpys_is_flagged_and_fails_the_run(monkeypatch, capsys):
+    """Host math that disagrees with the shaders (here: y + 1) prints WRONG and exits 1."""
+    relu = ops.OPS["relu"]
+    off_by_one = dataclasses.replace(relu.math, forward=lambda xp, a: {"y": a["x"] * (a["x"] > 0) + 1})
+    monkeypatch.setitem(ops.OPS, "relu", dataclasses.replace(relu, math=off_by_one))
+    assert cli.main(["--layer", "relu", "--shape", "4,8", "--repeats", "1", "--warmup", "0", "--quiet"]) == 1
+    assert "WRONG" in capsys.readouterr().out
 
 
 def test_flops_and_bytes_of_linear(device):
@@ -113,16 +146,41 @@ def test_flops_and_bytes_of_linear(device):
     assert ops.pass_flops(relu, 4, (8,), "forward") is None
 
 
+@pytest.mark.parametrize("name,shape,forward_flops", [
+    ("conv2d", (2, 3, 5, 6, 4, 3), 2 * 2 * (4 * 5 * 6) * (3 * 3 * 3)),   # per output: in x kh x kw
+    ("lstm", (3, 5, 4, 6), 2 * 3 * 5 * (4 * 6) * (4 + 6)),               # per step: W_ih and W_hh
+    ("gru", (3, 5, 4, 6), 2 * 3 * 5 * (3 * 6) * (4 + 6)),
+    ("rnn", (3, 5, 4, 6), 2 * 3 * 5 * 6 * (4 + 6)),
+    ("embedding", (3, 5, 11, 4), None), ("layernorm", (4, 33), None), ("batchnorm2d", (3, 4, 5, 5), None),
+    ("maxpool2d", (2, 3, 6, 7, 2), None), ("gelu", (4, 33), None)])
+def test_flops_count_weight_gemms_only(name, shape, forward_flops):
+    """Backward is twice forward (dx and dW); lookups and elementwise weights count nothing."""
+    layer, in_shapes = ops.OPS[name].make(shape)
+    out_shape = layer.output_shape(*in_shapes)
+    assert ops.pass_flops(layer, shape[0], out_shape, "forward") == forward_flops
+    assert ops.pass_flops(layer, shape[0], out_shape, "backward") == (forward_flops and 2 * forward_flops)
+
+
+def test_recurrent_flops_leave_out_the_final_state_rows():
+    plain, with_state = LSTM(4, 6), LSTM(4, 6, num_layers=2, return_state=True)
+    assert ops.weight_macs(plain, plain.output_shape((5, 4))) == 5 * 4 * 6 * (4 + 6)
+    assert ops.weight_macs(with_state, with_state.output_shape((5, 4))) == 5 * 4 * 6 * (4 + 6 + 6 + 6)
+
+
 def test_step_flops_count_every_linear():
     model = steps.mlp_config((784, 256, 10), 2).vkbackprop_model()
     assert steps.step_flops(model, 2) == 6 * 2 * (784 * 256 + 256 * 10)
 
 
-@pytest.mark.parametrize("shape,message", [("8,16", "expected 3 numbers"), ("8,x,4", "expected integers"),
-                                           ("8,0,4", ">= 1")])
-def test_malformed_shapes_are_named(shape, message):
+@pytest.mark.parametrize("name,shape,message", [
+    ("linear", "8,16", "expected 3 numbers"), ("linear", "8,x,4", "expected integers"), ("linear", "8,0,4", ">= 1"),
+    ("conv2d", "8,3,32,32,16", "expected 6 numbers batch,channels,height,width,out_channels,kernel"),
+    ("maxpool2d", "2,3,4,4,5", "empty"), ("lstm", "16,64,32", "expected 4 numbers batch,steps,input_size,hidden_size"),
+    ("embedding", "4,8,1.5,2", "expected integers batch,tokens,vocabulary,dim"),
+    ("batchnorm2d", "8,0,4,4", ">= 1")])
+def test_malformed_shapes_are_named(name, shape, message):
     with pytest.raises(ValueError, match=message):
-        ops.OPS["linear"].parse_shape(shape)
+        ops.OPS[name].parse_shape(shape)
 
 
 def test_cli_writes_table_json_and_plots(tmp_path, capsys):
@@ -163,6 +221,8 @@ def test_step_suite_over_budget_reports_skips_and_runs_nothing(tmp_path, capsys)
     (["--layer", "nope"], "unknown layer 'nope'"),
     (["--layer", "linear", "--shape", "8,16"], "expected 3 numbers"),
     (["--layer", "relu", "--shape", "8,a"], "expected integers"),
+    (["--layer", "conv2d", "--shape", "8,3,32,32,16"], "expected 6 numbers"),
+    (["--layer", "avgpool2d", "--shape", "2,3,4,4,5"], "empty"),
     ([], "name a --layer"),
     (["--suite", "ops", "--shape", "1,2"], "--shape goes with --layer"),
 ])

@@ -1,6 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Adam / AdamW with amsgrad=True (see adam.glsl): the denominator uses the running max of exp_avg_sq.
+// Works on quads of 4 elements (see common/vec4_index.glsl).
 
 layout(constant_id = 0) const uint NUMEL = 1;
 
@@ -10,18 +11,35 @@ layout(set = 0, binding = 2) buffer Param { float param[]; };
 layout(set = 0, binding = 3) buffer ExpAvg { float exp_avg[]; };
 layout(set = 0, binding = 4) buffer ExpAvgSq { float exp_avg_sq[]; };
 layout(set = 0, binding = 5) buffer MaxExpAvgSq { float max_exp_avg_sq[]; };
-
 layout(set = 0, binding = 6) readonly buffer Guard { float guard[]; };  // [clip coef, total norm, bad, first bad + 1] (guard/guard.comp)
-layout(local_size_x = 256) in;
-#include "../common/index.glsl"
+layout(set = 0, binding = 7) readonly buffer Grad4 { vec4 grad4[]; };   // grad, param and the moments as whole quads
+layout(set = 0, binding = 8) buffer Param4 { vec4 param4[]; };
+layout(set = 0, binding = 9) buffer ExpAvg4 { vec4 exp_avg4[]; };
+layout(set = 0, binding = 10) buffer ExpAvgSq4 { vec4 exp_avg_sq4[]; };
+layout(set = 0, binding = 11) buffer MaxExpAvgSq4 { vec4 max_exp_avg_sq4[]; };
+
+layout(local_size_x = 64) in;
+#include "../common/vec4_index.glsl"
 #include "adam.glsl"
 
 void main() {
-    const uint i = flat_index();
-    if (i >= NUMEL || guard[2] != 0.0) return;   // a non-finite step writes nothing
-    float m = exp_avg[i], v = exp_avg_sq[i], vmax = max_exp_avg_sq[i];
-    param[i] = adam_element(param[i], grad[i] * guard[0], m, v, vmax, true);
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
-    max_exp_avg_sq[i] = vmax;
+    if (guard[2] != 0.0) return;   // a non-finite step writes nothing
+    const AdamHyper h = read_hyper();
+    const float coef = guard[0];
+    const uint stride = grid_invocations();
+    uint q = flat_index();
+    for (; q < QUADS; q += stride) {
+        vec4 m = exp_avg4[q], v = exp_avg_sq4[q], vmax = max_exp_avg_sq4[q];
+        param4[q] = adam_quad(param4[q], grad4[q] * coef, m, v, vmax, true, h);
+        exp_avg4[q] = m;
+        exp_avg_sq4[q] = v;
+        max_exp_avg_sq4[q] = vmax;
+    }
+    if (q == QUADS) for (uint i = 4 * q; i < NUMEL; ++i) {   // the tail
+        vec4 m = vec4(exp_avg[i]), v = vec4(exp_avg_sq[i]), vmax = vec4(max_exp_avg_sq[i]);
+        param[i] = adam_quad(vec4(param[i]), vec4(grad[i] * coef), m, v, vmax, true, h).x;
+        exp_avg[i] = m.x;
+        exp_avg_sq[i] = v.x;
+        max_exp_avg_sq[i] = vmax.x;
+    }
 }

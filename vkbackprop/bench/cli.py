@@ -14,12 +14,19 @@ SUITES = {"default": ("ops", "steps"), "ops": ("ops",), "steps": ("steps",)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .ops import OPS     # the op table only (the layers are imported with vkbackprop anyway)
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--layer", help="benchmark this op alone (linear, relu, sigmoid, tanh, softmax)")
+    what.add_argument("--layer", help=f"benchmark this op alone: {', '.join(OPS)}")
     what.add_argument("--suite", choices=SUITES, help="default: every op's default shapes, the training-step "
                       "suite and the MLP sweeps; ops or steps: one half of it")
-    parser.add_argument("--shape", action="append", help="the --layer's shape, e.g. 128,784,256 for linear "
-                        "(batch,in,out) or 1024,4096 (batch,features); repeat for several; default: its suite shapes")
+    by_dims = {}             # ops taking the same sizes, in table order
+    for op in OPS.values():
+        by_dims.setdefault(op.dims, []).append(op.name)
+    dims = "; ".join(f"{', '.join(names)}: {','.join(d)}" for d, names in by_dims.items())
+    parser.add_argument("--shape", action="append", help="the --layer's sizes, comma-separated, e.g. 128,784,256 "
+                        f"for linear; repeat for several; default: its suite shapes. Per op: {dims}. conv2d: "
+                        "stride 1, padding kernel // 2; maxpool2d, avgpool2d: stride = kernel; recurrent ops: "
+                        "one layer; embedding: random token ids")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="skip a training-step configuration "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .isolated import IsolatedLayer
-from .ops import PASSES, Op, host_arrays, pass_bytes, pass_flops
+from .ops import LIBRARIES, PASSES, Op, host_arrays, pass_bytes, pass_flops
 from .timing import Timing, torch_sync, wall_times
 
 MISMATCH = 1e-3   # normwise relative error above which a result is flagged as wrong
@@ -29,35 +29,40 @@ class OpResult:
 
 
 def relative_errors(got: dict, want: dict) -> dict:
-    """Per output name: max |got - want| / max |want| (normwise; exact zeros compare absolutely)."""
-    return {name: float(np.max(np.abs(got[name] - w)) / max(float(np.max(np.abs(w))), 1e-30))
-            for name, w in want.items()}
+    """Per output name: max |got - want| / max |want| (normwise; exact zeros compare absolutely).
+    `got` may hold each sample flat (device buffers): it is compared in want's shape."""
+    return {name: float(np.max(np.abs(np.reshape(got[name], np.shape(w)) - w)))
+            / max(float(np.max(np.abs(w))), 1e-30) for name, w in want.items()}
+
+
+def host_inputs(op: Op, layer, arrays: dict, torch_device: str) -> dict:
+    """The op's inputs per library ("numpy", "torch"), with forward's y (backward's math may read
+    it) as float32, like the shaders'."""
+    import torch
+    y = op.math.prepare("numpy", "forward", layer, arrays)()["y"]
+    host = dict(arrays, y=np.asarray(y, np.float32))
+    return {"numpy": host, "torch": {k: torch.from_numpy(v).to(torch_device) for k, v in host.items()}}
 
 
 def measure_op(device, op: Op, shape: tuple, repeats: int, warmup: int, rng, torch_device: str) -> list[OpResult]:
     """Both passes of `op` on `shape`, timed on the device, in NumPy and in PyTorch."""
-    import torch
-
     layer, in_shapes = op.make(shape)
     batch = shape[0]
-    arrays = host_arrays(layer, batch, in_shapes, rng)
+    arrays = host_arrays(layer, batch, in_shapes, rng, op.draw_x)
     isolated = IsolatedLayer(device, layer, batch, in_shapes)
     isolated.load(arrays)
-    host = dict(arrays, y=op.forward(np, arrays)["y"])        # backward's host math may use y
-    on_torch = {k: torch.from_numpy(v).to(torch_device) for k, v in host.items()}
+    inputs = host_inputs(op, layer, arrays, torch_device)
     sync = torch_sync(torch_device)
     results = []
     for pass_ in PASSES:                 # forward first: backward may read what it saved
-        host_fn = getattr(op, pass_)
+        numpy_pass, torch_pass = (op.math.prepare(lib, pass_, layer, inputs[lib]) for lib in LIBRARIES)
         recorder = isolated.record(pass_)
         gpu, per_dispatch = recorder.gpu_times(repeats, warmup)
-        want = host_fn(np, host)
+        want = numpy_pass()
         errors = relative_errors(isolated.read(want), want)
-        with torch.inference_mode():
-            torch_time = wall_times(lambda: host_fn(torch, on_torch), repeats, warmup, sync)
         dispatches = [what for kind, what in recorder.log if kind == "dispatch"]
         results.append(OpResult(
             op.name, tuple(shape), pass_, pass_flops(layer, batch, isolated.io.out_shape, pass_),
-            pass_bytes(dispatches), gpu, per_dispatch, wall_times(lambda: host_fn(np, host), repeats, warmup),
-            torch_time, max(errors.values())))
+            pass_bytes(dispatches), gpu, per_dispatch, wall_times(numpy_pass, repeats, warmup),
+            wall_times(torch_pass, repeats, warmup, sync), max(errors.values())))
     return results

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from ..layers.activation import elementwise
 from .base import Optimizer, check_bool, check_number
 
 
@@ -84,10 +85,9 @@ class Adam(Optimizer):
         return {n: tuple(param_shape) for n in names}
 
     def update(self, device, hyper, param, grad, state: dict, guard):
-        program = device.program("adam/amsgrad.comp" if self.amsgrad else "adam/update.comp")
+        shader = "adam/amsgrad.comp" if self.amsgrad else "adam/update.comp"
         buffers = {"hyper": hyper, "grad": grad, "param": param, "guard": guard, **state}
-        return device.dispatch(program, buffers, device.grid_1d(param.size, program.local_size[0]),
-                               {"NUMEL": param.size}, name=f"{type(self).__name__.lower()} {param.name}")
+        return elementwise(device, shader, buffers, param.size, name=f"{type(self).__name__.lower()} {param.name}")
 
 
 class AdamW(Adam):

@@ -19,6 +19,8 @@ import numbers
 
 import numpy as np
 
+from ..layers.activation import elementwise
+
 
 class Optimizer:
     """Base class: subclasses define `hyper_values`, `state_shapes` and `update`."""
@@ -91,9 +93,8 @@ class Optimizer:
 
 def fill(device, buffer, value: float = 0.0):
     """A dispatch that sets every element of a float buffer to `value` (shaders/optim/fill.comp)."""
-    program = device.program("optim/fill.comp")
-    return device.dispatch(program, {"values": buffer}, device.grid_1d(buffer.size, program.local_size[0]),
-                           {"NUMEL": buffer.size, "VALUE": value}, name=f"fill {buffer.name}")
+    return elementwise(device, "optim/fill.comp", {"values": buffer}, buffer.size, {"VALUE": value},
+                       name=f"fill {buffer.name}")
 
 
 def copy(device, src, dst, src_offset: int = 0, dst_offset: int = 0, numel: int | None = None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.activation import elementwise
 from .base import Optimizer, check_bool, check_number
 
 
@@ -61,12 +62,9 @@ class SGD(Optimizer):
 
     def update(self, device, hyper, param, grad, state: dict, guard):
         buffers = {"hyper": hyper, "grad": grad, "param": param, "guard": guard}
-        constants = {"NUMEL": param.size}
         if self.momentum > 0:
-            program = device.program("sgd/momentum.comp")
+            shader, constants = "sgd/momentum.comp", {"NESTEROV": self.nesterov}
             buffers["momentum_buffer"] = state["momentum_buffer"]
-            constants["NESTEROV"] = self.nesterov
         else:
-            program = device.program("sgd/update.comp")
-        return device.dispatch(program, buffers, device.grid_1d(param.size, program.local_size[0]), constants,
-                               name=f"sgd {param.name}")
+            shader, constants = "sgd/update.comp", {}
+        return elementwise(device, shader, buffers, param.size, constants, name=f"sgd {param.name}")
