@@ -6,11 +6,14 @@ from __future__ import annotations
 from .. import tuning
 
 # Each invocation computes TM rows x 4 NC columns; SHARE lanes hold one tile's A rows; WG_X
-# invocations per workgroup. TM 32 x 8 columns was the fastest on 2-core lavapipe for the MLP's
-# shapes (128x256x784, 256x784x128, 128x784x256: 24-30 GFLOP/s against 18-24 with 4 columns).
+# invocations per workgroup. TM 32 x 8 columns was the fastest default on 2-core lavapipe over the
+# MLP's shapes (128x256x784, 256x784x128, 128x256x256: 37-51 GFLOP/s); it reaches 50 at 1024^3.
 TILE = {"TM": 32, "NC": 2, "WG_X": 16, "SHARE": 8}
-# The family VKBACKPROP_TUNE=1 chooses from (vkbackprop/tuning.py); TM a multiple of SHARE.
-TILES = [TILE, {"TM": 32, "NC": 1, "WG_X": 32, "SHARE": 8}, {"TM": 32, "NC": 2, "WG_X": 8, "SHARE": 8},
+# The family VKBACKPROP_TUNE=1 chooses from (vkbackprop/tuning.py); TM a multiple of SHARE. The
+# 64-row and 16-column tiles fit large shapes (52-55 GFLOP/s at 1024^3 for TM 32 x 16 columns) and
+# starve small ones of workgroups; 8 rows suit a handful of columns.
+TILES = [TILE, {"TM": 32, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM": 64, "NC": 2, "WG_X": 8, "SHARE": 8},
+         {"TM": 64, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM": 32, "NC": 1, "WG_X": 32, "SHARE": 8},
          {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8}, {"TM": 16, "NC": 4, "WG_X": 8, "SHARE": 8},
          {"TM": 8, "NC": 1, "WG_X": 32, "SHARE": 8}]
 
