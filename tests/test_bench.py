@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from vkbackprop.device import Device
 from vkbackprop.bench import cli, ops, steps
 from vkbackprop.bench.isolated import IsolatedLayer
 from vkbackprop.bench.layer_bench import host_inputs, measure_op, relative_errors
@@ -230,3 +231,12 @@ def test_bad_arguments_exit_2_with_a_message(args, message):
     for entry in (["-m", "vkbackprop.bench"], ["-m", "vkbackprop", "bench"]):
         proc = subprocess.run([sys.executable, *entry, *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_a_shape_the_device_cannot_plan_exits_2_naming_op_and_shape(monkeypatch, capsys):
+    """Plan-time refusals from layers (lavapipe's loop limit here, made small so that every device
+    refuses) are reported like bad arguments, not as a traceback."""
+    monkeypatch.setattr(Device, "loop_limit", property(lambda self: 10000))
+    assert cli.main(["--layer", "softmax", "--shape", "2,5000", "--repeats", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--layer softmax --shape 2,5000:" in err and "Softmax over 5000 features" in err and "after 10000" in err

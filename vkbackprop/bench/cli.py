@@ -94,7 +94,12 @@ def run(args) -> int:
         result.peak = measure_peak(device, **timed)
         rng = np.random.default_rng(0)
         for op, shape in bar(work, "ops"):
-            result.ops += measure_op(device, op, shape, rng=rng, torch_device=where, **timed)
+            try:
+                result.ops += measure_op(device, op, shape, rng=rng, torch_device=where, **timed)
+            except ValueError as e:   # a shape this device cannot plan (e.g. lavapipe's loop limit)
+                print(f"vkbackprop bench: --layer {op.name} --shape {','.join(map(str, shape))}: {e}",
+                      file=sys.stderr)
+                return 2
     if args.suite and "steps" in SUITES[args.suite]:
         result.gemm_rate = steps.gemm_rate(device, **timed)
         step = dict(device=device, max_seconds=args.max_seconds, rate=result.gemm_rate, torch_device=where, **timed)
