@@ -118,6 +118,7 @@ class StepPlan:
             backward.append(loss.dispatch(device, self._value_of(value), target, self.dloss, loss_buf, dpred))
             backward += [add] if add else []
         ios, inference = {}, []
+        fused = self._fusions(model)   # producer call -> the activation call it applies as its epilogue
         for call in model.calls:
             params = {n: store.params[key] for n, key in model.param_names(call.layer).items()}
             state = {n: store.states[key] for n, key in model.state_names(call.layer).items()}
@@ -125,7 +126,12 @@ class StepPlan:
                                 self._value_of(call.output), params=params,
                                 dy=grads.get(id(root[id(call.output)])), step=self.step, state=state,
                                 in_shapes=[v.shape for v in call.inputs], out_shape=call.output.shape)
-            work = [_named(d, self.labels[call]) for d in call.layer.forward(ios[call])]
+            if call in fused.values():
+                continue     # its producer's forward stores this call's output
+            io = ios[call]
+            if call in fused:
+                io = dataclasses.replace(io, y=self._value_of(fused[call].output), epilogue=fused[call].layer.fusible_as)
+            work = [_named(d, self.labels[call]) for d in call.layer.forward(io)]
             forward += work
             if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
                 eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={}, saved={})
@@ -145,6 +151,31 @@ class StepPlan:
                 adds += [add] if add else []
             backward += [_named(d, self.labels[call]) for d in call.layer.backward(io)] + adds
         self.forward, self.backward, self.inference = forward, backward, inference
+
+    def _fusions(self, model) -> dict:
+        """Calls whose forward can also do the next call's activation (a Linear followed by a ReLU):
+        {producer call: activation call}. Only where the producer's output is read by nothing else
+        (no other layer, view or model output) and neither call behaves differently in eval mode:
+        its own buffer is then never written, and backward is unchanged (ReLU's needs only its
+        output; Linear's reads its input, not its output). The result is bit-identical."""
+        readers = {}
+        for call in model.calls:
+            for v in call.inputs:
+                readers.setdefault(id(self._root[id(v)]), []).append(call)
+        for v in model.outputs:
+            readers.setdefault(id(self._root[id(v)]), []).append(None)
+        fused = {}
+        for call in model.calls:
+            users = readers.get(id(call.output), [])
+            if len(users) != 1 or users[0] is None:
+                continue
+            user = users[0]
+            if (user.layer.fusible_as in call.layer.epilogues and user.inputs == (call.output,)
+                    and self._root[id(call.output)] is call.output
+                    and self._root[id(user.output)] is user.output and call not in fused.values()
+                    and not (call.layer.differs_in_eval or user.layer.differs_in_eval)):
+                fused[call] = user
+        return fused
 
     def _plan_guard(self, clip_grad_norm) -> None:
         """The guard between backward and the updates: per parameter its gradient's sum of squares

@@ -60,8 +60,10 @@ class Activation(Module):
 
 
 class ReLU(Activation):
-    """y = max(x, 0); backward uses the saved output (y > 0 exactly where x > 0)."""
+    """y = max(x, 0); backward uses the saved output (y > 0 exactly where x > 0). A Linear before
+    it may store max(., 0) itself (plan.py fuses the pair): backward needs only y either way."""
     forward_shader, backward_shader, saves = "relu/forward.comp", "relu/backward.comp", "y"
+    fusible_as = "relu"
 
 
 class LeakyReLU(Activation):

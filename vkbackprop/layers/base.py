@@ -32,6 +32,8 @@ class LayerIO:
     out_shape: tuple = None        # per-sample shape of the output; default (width,)
     state: dict = field(default_factory=dict)    # name -> Buffer: non-trainable state (running statistics)
     saved: dict = field(default_factory=dict)    # scratch a layer's forward makes for its backward (argmax)
+    epilogue: str | None = None    # forward only: an activation to apply before storing y (plan.py fused
+                                   # the next layer in; y is then that layer's output)
 
     def __post_init__(self):
         if self.dxs is None:
@@ -63,6 +65,8 @@ class Module:
     name: str | None = None          # optional prefix of its state_dict keys in a Model
     differs_in_eval = False          # True if forward depends on io.training (dropout, batch norm)
     keeps_shape = False              # True if the output has its (first) input's per-sample shape
+    epilogues: tuple = ()            # activations (their `fusible_as`) forward can apply to its output
+    fusible_as: str | None = None    # an activation a preceding layer may apply for this one (plan.py)
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Initial host values of the parameters, PyTorch names and shapes."""

@@ -52,11 +52,15 @@ class Linear(Module):
             return gemm_shuffle.shuffle_dispatch(io.device, shuffle, buffers, m, n, k, constants)
         return gemm_dispatch(io.device, scalar, buffers, m, n, k, constants)
 
+    # A following ReLU can be applied as the forward GEMM's epilogue (one dispatch and barrier less).
+    epilogues = ("relu",)
+
     def forward(self, io: LayerIO) -> list:
         bias = io.params["bias"] if self.bias else io.device.placeholder
         # y = x W^T: A = x is [batch][in] (k-contiguous), B = W^T is stored [out][in] (n-major).
         return [self._gemm(io, "forward", {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y},
-                           io.batch, self.out, self.in_features, True, False, {"HAS_BIAS": self.bias})]
+                           io.batch, self.out, self.in_features, True, False,
+                           {"HAS_BIAS": self.bias, "RELU": io.epilogue == "relu"})]
 
     def backward(self, io: LayerIO) -> list:
         # dW, db and dx only read dy, x and W: independent of each other, no barriers between them.
