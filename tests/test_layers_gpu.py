@@ -150,7 +150,7 @@ def test_every_layer_runs_backward_twice_with_identical_bits(device, rng, make):
 ])
 @pytest.mark.parametrize("batch,fan_in,fan_out,bias", [(128, 784, 256, True), (4, 8, 12, True), (36, 40, 44, False),
                                                        (12, 4, 4, True), (5, 8, 10, True), (8, 12, 7, False),
-                                                       (6, 8, 12, True)])
+                                                       (6, 8, 12, True), (37, 16, 33, True), (13, 20, 9, False)])
 def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan_in, fan_out, bias):
     """Both GEMM cores on shapes where the vec4 + shuffle core applies (multiples of 4) and on
     partly aligned ones (it then runs only the passes it can); dispatch names show which ran."""
@@ -159,6 +159,7 @@ def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan
     monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
     if tiles:
         monkeypatch.setattr(gemm_shuffle, "TILE", tiles)
+        monkeypatch.setattr(gemm_shuffle, "FEW_ROWS_TILE", {"TM": 16, "NC": 1, "WG_X": 16, "SHARE": 16})
     layer = vb.Linear(fan_in, fan_out, bias=bias)
     params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
     x = rng.standard_normal((batch, fan_in)).astype(np.float32)
@@ -176,7 +177,10 @@ def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan
                  dy=device.buffer("dy", dy.shape), grads={n: device.buffer(f"d{n}", v.shape) for n, v in params.items()})
     io.dxs[0] = device.buffer("dx", x.shape)
     shuffle = kernel == "shuffle"
-    want = "linear/forward_shuffle.comp" if shuffle and fan_in % 4 == 0 else "linear/forward.comp"
+    # Few outputs: the forward GEMM runs transposed (batch along the lanes).
+    few = 4 * fan_out <= gemm_shuffle.columns(gemm_shuffle.TILE)
+    want = ("linear/forward.comp" if not (shuffle and fan_in % 4 == 0) else
+            "linear/forward_shuffle_t.comp" if few else "linear/forward_shuffle.comp")
     assert [d.name for d in layer.forward(io)] == [want]
     # dW through a transposed copy of dy (which also sums dbias) where the vec4 core can take it.
     transposed = shuffle and fan_out % 4 == 0 and batch % 4 == 0 and fan_in % 4 == 0

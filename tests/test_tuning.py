@@ -73,7 +73,8 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
     entries = json.loads(cache.read_text())[tuning.device_key(device)]
     families = [gemm.TILES, gemm_shuffle.TILES]
     assert entries and all(any(tile in f for f in families) for tile in entries.values())
-    assert f"linear/forward_shuffle.comp|{tuning.shape_class(16, 12, 8)}" in entries
+    # 12 outputs: the forward runs transposed (m = out_features, n = batch).
+    assert f"linear/forward_shuffle_t.comp|{tuning.shape_class(12, 16, 8)}" in entries
     assert timed   # candidates were timed
 
     # Tuning off, the cache read: the same tiles, nothing timed, every plan alike.

@@ -57,10 +57,20 @@ class Linear(Module):
 
     def forward(self, io: LayerIO) -> list:
         bias = io.params["bias"] if self.bias else io.device.placeholder
+        buffers = {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y}
+        constants = {"HAS_BIAS": self.bias, "RELU": io.epilogue == "relu"}
+        if self._few_outputs(io):
+            # y^T = W x^T: A = W is [out][in], B = x^T is stored [batch][in] (n-major); stored transposed.
+            return [gemm_shuffle.shuffle_dispatch(io.device, "linear/forward_shuffle_t.comp", buffers, self.out,
+                                                  io.batch, self.in_features, constants, tile=gemm_shuffle.FEW_ROWS_TILE)]
         # y = x W^T: A = x is [batch][in] (k-contiguous), B = W^T is stored [out][in] (n-major).
-        return [self._gemm(io, "forward", {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y},
-                           io.batch, self.out, self.in_features, True, False,
-                           {"HAS_BIAS": self.bias, "RELU": io.epilogue == "relu"})]
+        return [self._gemm(io, "forward", buffers, io.batch, self.out, self.in_features, True, False, constants)]
+
+    def _few_outputs(self, io: LayerIO) -> bool:
+        """Whether the forward GEMM runs transposed on the vec4 core: with at most a quarter of a
+        workgroup's columns of outputs, most lanes of the usual orientation would idle."""
+        return (4 * self.out <= gemm_shuffle.columns(gemm_shuffle.TILE)
+                and gemm_shuffle.applies(io.device, self.out, io.batch, self.in_features, False))
 
     def backward(self, io: LayerIO) -> list:
         # dW, db and dx only read dy, x and W: independent of each other, no barriers between them.

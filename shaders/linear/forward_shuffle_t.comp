@@ -1,0 +1,23 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// forward_shuffle.comp for a few output features: computed transposed, y^T = W x^T, so that the
+// batch, not out_features, runs along the vec4 core's lanes (in_features % 4 == 0).
+// y[b, o] = sum_i x[b, i] * weight[o, i] + bias[o]
+
+layout(constant_id = 0) const uint M = 1;  // out_features
+layout(constant_id = 1) const uint N = 1;  // batch
+layout(constant_id = 2) const uint K = 1;  // in_features
+layout(constant_id = 3) const bool HAS_BIAS = true;
+layout(constant_id = 4) const bool RELU = false;   // store max(y, 0): a ReLU fused in (plan.py)
+
+layout(set = 0, binding = 0) readonly buffer X { vec4 x[]; };
+layout(set = 0, binding = 1) readonly buffer Weight { vec4 weight[]; };
+layout(set = 0, binding = 2) readonly buffer Bias { float bias[]; };
+layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
+
+#define B_N_CONTIGUOUS 0
+#define A4(i) weight[i]
+#define B4(i) x[i]
+float activate(const float v) { return RELU ? max(v, 0.0) : v; }   // as relu/forward.comp
+#define STORE(m, n, v) y[(n) * M + (m)] = activate(HAS_BIAS ? (v) + bias[m] : (v))
+#include "../common/gemm_shuffle.glsl"
