@@ -39,7 +39,7 @@ def test_bindings_are_parsed_with_their_access():
     program = compile_shader("linear/forward.comp", TILE)
     assert [(b.name, b.reads, b.writes) for b in program.bindings] == [
         ("x", True, False), ("weight", True, False), ("bias", True, False), ("y", False, True)]
-    assert [c.name for c in program.constants] == ["M", "N", "K", "HAS_BIAS"]
+    assert [c.name for c in program.constants] == ["M", "N", "K", "HAS_BIAS", "RELU"]
     sgd = compile_shader("sgd/update.comp")
     access = {b.name: (b.reads, b.writes) for b in sgd.bindings}
     assert access["param"] == (True, True) and access["guard"] == (True, False)
