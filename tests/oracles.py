@@ -183,3 +183,19 @@ def no_gpu_work():
                             (device_module.Sequence, "eval"), (device_module.Sequence, "eval_async")]:
             stack.enter_context(mock.patch.object(owner, name, _forbidden(f"{owner.__name__}.{name}")))
         yield
+
+
+# --- optimizer twins ----------------------------------------------------------------------------
+# (vkbackprop optimizer, a function making the same torch.optim optimizer for given parameters)
+
+
+def sgd(**kw):
+    return vb.SGD(**kw), lambda params: torch.optim.SGD(params, foreach=False, **kw)
+
+
+def adam(**kw):
+    return vb.Adam(**kw), lambda params: torch.optim.Adam(params, foreach=False, **kw)
+
+
+def adamw(**kw):
+    return vb.AdamW(**kw), lambda params: torch.optim.AdamW(params, foreach=False, **kw)

@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 import vkbackprop as vb
+from vkbackprop.bench.models import vkbackprop_mlp as mlp
 from vkbackprop.plan import StepPlan
 from oracles import check_barriers_exact
-
-
-def mlp(sizes):
-    layers = []
-    for a, b in zip(sizes, sizes[1:]):
-        layers += [vb.Linear(a, b), vb.ReLU()]
-    return vb.Sequential(*layers[:-1])
 
 
 def forward_names(plan):

@@ -11,6 +11,7 @@ import torch
 
 import vkbackprop as vb
 from vkbackprop.optim import fill
+from oracles import adam, adamw, sgd
 
 F = torch.nn.functional
 BATCH, STEPS, TOL = 8, 50, 1e-4
@@ -75,18 +76,6 @@ class Twins:
             for key, value in theirs.items():
                 err = rel_err(ours[name][key], value.numpy())
                 assert err <= TOL, f"{what} {name}.{key}: relative error {err:.2e}"
-
-
-def sgd(**kw):
-    return vb.SGD(**kw), lambda params: torch.optim.SGD(params, foreach=False, **kw)
-
-
-def adam(**kw):
-    return vb.Adam(**kw), lambda params: torch.optim.Adam(params, foreach=False, **kw)
-
-
-def adamw(**kw):
-    return vb.AdamW(**kw), lambda params: torch.optim.AdamW(params, foreach=False, **kw)
 
 
 CONFIGS = {

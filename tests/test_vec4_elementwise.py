@@ -13,6 +13,7 @@ import vkbackprop as vb
 from vkbackprop.layers.activation import elementwise
 from vkbackprop.optim import fill
 from vkbackprop.schedule import Recorder
+from oracles import adam, adamw, sgd
 
 SIZES = [1, 2, 3, 4, 5, 7, 1023, 4097, 70001]
 STEPS = 4
@@ -38,18 +39,6 @@ def values(rng, n, tail=TAIL):
     k = min(3, n)
     v[n - k:] = tail[3 - k:]
     return v
-
-
-def sgd(**kw):
-    return vb.SGD(**kw), lambda params: torch.optim.SGD(params, foreach=False, **kw)
-
-
-def adam(**kw):
-    return vb.Adam(**kw), lambda params: torch.optim.Adam(params, foreach=False, **kw)
-
-
-def adamw(**kw):
-    return vb.AdamW(**kw), lambda params: torch.optim.AdamW(params, foreach=False, **kw)
 
 
 OPTIMIZERS = {
