@@ -8,6 +8,7 @@ import pytest
 
 import vkbackprop as vb
 from vkbackprop.bench.models import vkbackprop_mlp as mlp
+from vkbackprop.layers import gemm_shuffle
 from vkbackprop.plan import StepPlan
 from oracles import check_barriers_exact
 
@@ -18,11 +19,13 @@ def forward_names(plan):
 
 def run(model_fn, batch, steps, rng_seed, device, monkeypatch, fuse: bool, optimizer=None):
     """Losses, gradients, parameters and predictions after `steps` SGD steps, with or without fusion."""
-    if not fuse:
-        monkeypatch.setattr(StepPlan, "_fusions", lambda self, model: {})
-    vb.manual_seed(0)
-    model = model_fn()
-    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), optimizer or vb.SGD(lr=0.1, momentum=0.9), batch, device=device)
+    with monkeypatch.context() as patch:
+        if not fuse:
+            patch.setattr(StepPlan, "_fusions", lambda self, model: {})
+        vb.manual_seed(0)
+        model = model_fn()
+        trainer = vb.Trainer(model, vb.CrossEntropyLoss(), optimizer or vb.SGD(lr=0.1, momentum=0.9), batch,
+                             device=device)
     rng = np.random.default_rng(rng_seed)
     width = trainer.plan.inputs[0].shape[1]
     classes = trainer.plan.outputs[0].shape[1]
@@ -31,12 +34,13 @@ def run(model_fn, batch, steps, rng_seed, device, monkeypatch, fuse: bool, optim
         x = rng.standard_normal((batch, width)).astype(np.float32)
         losses.append(trainer.step(x, rng.integers(0, classes, batch)))
     x = rng.standard_normal((batch + 3, width)).astype(np.float32)
-    monkeypatch.undo()
     return trainer, losses, trainer.gradients(), model.state_dict(), trainer.predict(x)
 
 
+@pytest.mark.parametrize("kernel", ["auto", "scalar"])   # auto: the vec4 core on lavapipe (both orientations)
 @pytest.mark.parametrize("sizes,batch", [((12, 16, 16, 5), 8), ((7, 9, 3), 5), ((784, 256, 256, 10), 16)])
-def test_fused_plan_is_bit_identical_and_drops_the_relu_forwards(device, monkeypatch, sizes, batch):
+def test_fused_plan_is_bit_identical_and_drops_the_relu_forwards(device, monkeypatch, sizes, batch, kernel):
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
     fused = run(lambda: mlp(sizes), batch, 3, 1, device, monkeypatch, fuse=True)
     plain = run(lambda: mlp(sizes), batch, 3, 1, device, monkeypatch, fuse=False)
     assert fused[1] == plain[1]
