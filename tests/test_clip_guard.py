@@ -185,3 +185,24 @@ def test_skip_mode_skips_and_continues(device, rng):
 def test_bad_arguments_raise(device, kw, message):
     with pytest.raises(ValueError, match=message):
         vb.Trainer(vb.Sequential(vb.Linear(2, 2)), vb.MSELoss(), vb.SGD(lr=0.1), 2, device=device, **kw)
+
+
+def test_norm_summed_in_several_parts_matches_torch_and_names_the_bad_parameter(device, monkeypatch, rng):
+    """Large gradients are summed in several parts (one workgroup each, plan.STAT_CHUNK elements of
+    the largest parameter per part); made tiny here so that every parameter is split, unevenly."""
+    from vkbackprop import plan
+    monkeypatch.setattr(plan, "STAT_CHUNK", 5)
+    twins = ClipTwins(device, *sgd(lr=0.1), 0.3)
+    assert twins.trainer.plan.guard_dispatch.name == "guard" and twins.trainer.plan.grad_stats.size > 4 * 20
+    twins.run(batches(4, steps=10), "sgd, norm in parts")
+    twins.assert_params_match("sgd, norm in parts")
+
+    # 0.bias's gradient overflows in its sum of squares while 0.weight's stays 0 (x = 0): the guard
+    # maps the parts back to the second parameter.
+    monkeypatch.setattr(plan, "STAT_CHUNK", 2)
+    model = vb.Sequential(vb.Linear(6, 3))
+    trainer = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device)
+    before = snapshot(trainer)
+    with pytest.raises(FloatingPointError, match=r"parameter '0\.bias'.* at step 0\b"):
+        trainer.step(np.zeros((BATCH, 6), np.float32), np.full((BATCH, 3), 1e30, np.float32))
+    assert_bit_identical(before, snapshot(trainer))

@@ -20,6 +20,12 @@ from .optim.base import fill
 from .schedule import Recorder
 
 
+# The gradient norm's sums of squares: one workgroup per STAT_CHUNK elements of the largest
+# parameter, at most MAX_STAT_PARTS (guard/sum_squares.comp).
+STAT_CHUNK = 65536
+MAX_STAT_PARTS = 64
+
+
 class GradientRouter:
     """Hands out the buffer each backward contribution writes, and the additions that follow."""
 
@@ -183,17 +189,22 @@ class StepPlan:
         coefficient and the NaN/Inf flag, which every update reads (guard/*.comp)."""
         device, buf = self.device, self.device.buffer
         self.param_names = list(self.param_grads)
-        self.grad_stats = buf("grad_stats", (len(self.param_names) + len(self.losses),))
+        # Every parameter's sum in the same number of parts: one per STAT_CHUNK elements of the largest.
+        largest = max((g.size for g in self.param_grads.values()), default=1)
+        parts = min(-(-largest // STAT_CHUNK), MAX_STAT_PARTS)
+        nparams = len(self.param_names)
+        self.grad_stats = buf("grad_stats", (nparams * parts + len(self.losses),))
         self.guard = buf("guard", (4,), staged=True)
-        stats = [self._stat(device, self.param_grads[name], slot, True) for slot, name in enumerate(self.param_names)]
-        stats += [self._stat(device, loss_buf, len(self.param_names) + j, False) for j, loss_buf in enumerate(self.losses)]
+        stats = [self._stat(device, self.param_grads[name], p * parts, parts, True)
+                 for p, name in enumerate(self.param_names)]
+        stats += [self._stat(device, loss_buf, nparams * parts + j, 1, False) for j, loss_buf in enumerate(self.losses)]
         program = device.program("guard/guard.comp")
-        device.check_loop(self.grad_stats.size + 1, f"guard/guard.comp ({self.grad_stats.size} slots)")
+        device.check_loop(nparams * (parts + 1) + len(self.losses) + 2, f"guard/guard.comp ({self.grad_stats.size} slots)")
         clip = clip_grad_norm is not None
         self.stats = stats
         self.guard_dispatch = device.dispatch(
             program, {"grad_stats": self.grad_stats, "guard": self.guard}, (1, 1, 1),
-            {"NPARAMS": len(self.param_names), "NLOSSES": len(self.losses), "CLIP": clip,
+            {"NPARAMS": nparams, "NLOSSES": len(self.losses), "CLIP": clip, "PARTS": parts,
              "MAX_NORM": float(clip_grad_norm) if clip else 1.0}, name="guard")
 
     def _record_train(self) -> Recorder:
@@ -215,14 +226,15 @@ class StepPlan:
             init.sequence.eval()
         return init
 
-    def _stat(self, device, values, slot: int, square: bool):
-        """grad_stats[slot] = sum of values^2 (square) or of values: one workgroup, fixed order."""
+    def _stat(self, device, values, slot: int, parts: int, square: bool):
+        """grad_stats[slot .. slot + parts - 1] = sums of values^2 (square) or of values over `parts`
+        contiguous chunks: a workgroup each, fixed order."""
         program = device.program("guard/sum_squares.comp")
         size = program.local_size[0]
-        device.check_loop(-(-values.size // size) + 1 + size.bit_length(),
+        device.check_loop(-(-values.size // (parts * size)) + 1 + size.bit_length(),
                           f"guard/sum_squares.comp over {values.name} ({values.size} elements)")
         return device.dispatch(program, {"values": values, "grad_stats": self.grad_stats},
-                               (1, 1, 1), {"NUMEL": values.size, "SLOT": slot, "SQUARE": square},
+                               (parts, 1, 1), {"NUMEL": values.size, "SLOT": slot, "SQUARE": square, "PARTS": parts},
                                name=f"{'sum_squares' if square else 'check'} {values.name}")
 
     @staticmethod
