@@ -284,3 +284,23 @@ def test_cli_rejects_unknown_names_and_no_arguments(capsys):
     assert cli.main(["gradcheck", "NoSuchLayer"]) == 2
     assert "unknown layer or loss NoSuchLayer" in capsys.readouterr().err
     assert cli.main(["gradcheck"]) == 2
+
+
+def test_model_check_does_not_read_unwritten_buffers(device, monkeypatch):
+    """Device memory starts with whatever was there (lavapipe reuses freed memory as it was): every
+    staged buffer starts as NaN here, and a model's check still passes (its stand-in losses write
+    no loss value; the step's guard reads one)."""
+    allocate = type(device).buffer
+
+    def poisoned(self, name, shape, dtype=np.float32, staged=False):
+        buffer = allocate(self, name, shape, dtype, staged=staged)
+        if staged and np.dtype(dtype) == np.float32:
+            self.write(buffer, np.full(shape, np.nan, np.float32))
+        return buffer
+
+    monkeypatch.setattr(type(device), "buffer", poisoned)
+    vb.manual_seed(5)
+    x = vb.Input(6)
+    h = vb.Linear(6, 5)(x)
+    result = vb.gradcheck(vb.Model(x, [vb.Linear(5, 3)(vb.Tanh()(h)), h]), device=device)
+    assert {"y[0]", "y[1]", "d0.weight"} <= set(result.gpu)

@@ -133,6 +133,10 @@ def run_model(device, model, xs: list, dys: list):
     from ..optim import SGD
     from ..train import Trainer
     trainer = Trainer(model, [_UpstreamGradient() for _ in model.outputs], SGD(lr=0.0), len(xs[0]), device=device)
+    # The stand-in losses write no loss value, but the step's guard checks it: start it at 0, not at
+    # whatever the device memory held (lavapipe hands back freed memory as it was: NaN at times).
+    for loss in trainer.plan.losses:
+        device.write(loss, np.zeros(1, np.float32))
     trainer.step(xs if len(xs) > 1 else xs[0], dys if len(dys) > 1 else dys[0])
     ys = [device.read(b) for b in trainer.plan.outputs]
     return ys, dict(trainer.gradients())
