@@ -40,7 +40,7 @@ def check_gpu(device, rng, layer, batch, shape, tokens=None):
 
 
 @SETTINGS
-@given(vocabulary=st.sampled_from([1, 2, 7, 33]), dim=st.sampled_from([1, 5, 16]), batch=st.integers(1, 3),
+@given(vocabulary=st.sampled_from([1, 2, 7, 33]), dim=st.sampled_from([1, 5, 16, 17, 40]), batch=st.integers(1, 3),
        shape=st.sampled_from([(1,), (5,), (3, 4)]), padding=st.booleans(), seed=st.integers(0, 2**31))
 def test_gpu_matches_reference_and_torch(device, vocabulary, dim, batch, shape, padding, seed):
     rng = np.random.default_rng(seed)
