@@ -206,3 +206,34 @@ def test_norm_summed_in_several_parts_matches_torch_and_names_the_bad_parameter(
     with pytest.raises(FloatingPointError, match=r"parameter '0\.bias'.* at step 0\b"):
         trainer.step(np.zeros((BATCH, 6), np.float32), np.full((BATCH, 3), 1e30, np.float32))
     assert_bit_identical(before, snapshot(trainer))
+
+
+def test_more_parameters_than_one_stats_dispatch_takes(device, rng):
+    """Ten parameters: two sum-of-squares dispatches (plan.STATS_PER_DISPATCH buffers each). The
+    norm matches the float64 one, and a gradient that overflows in the second dispatch's buffers is
+    the one named. Five Linear branches of x; the last feeds its own loss, with a huge target."""
+    from vkbackprop import plan
+
+    def trainer_for():
+        vb.manual_seed(1)
+        x = vb.Input(6)
+        branches = [vb.Linear(6, 3)(x) for _ in range(5)]
+        model = vb.Model(x, [vb.Add()(*branches[:4]), branches[4]])
+        return vb.Trainer(model, [vb.MSELoss(), vb.MSELoss()], vb.SGD(lr=0.0), BATCH, device=device)
+
+    trainer = trainer_for()
+    names = [d.name for k, d in trainer.plan.train.log if k == "dispatch" and d.name.startswith("sum_squares")]
+    assert len(trainer.plan.param_names) == 10 and len(names) == 2 and plan.STATS_PER_DISPATCH == 8
+    x = rng.standard_normal((BATCH, 6)).astype(np.float32)
+    targets = [rng.standard_normal((BATCH, 3)).astype(np.float32) for _ in range(2)]
+    trainer.step(x, targets)
+    want = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in trainer.gradients().values()))
+    assert abs(trainer.last_grad_norm - want) <= 1e-5 * want
+
+    trainer = trainer_for()
+    last = trainer.plan.param_names[-1]
+    assert last.endswith(".bias")
+    before = snapshot(trainer)
+    with pytest.raises(FloatingPointError, match=rf"parameter '{last}'.* at step 0\b"):
+        trainer.step(np.zeros((BATCH, 6), np.float32), [targets[0], np.full((BATCH, 3), 1e30, np.float32)])
+    assert_bit_identical(before, snapshot(trainer))

@@ -24,6 +24,7 @@ from .schedule import Recorder
 # parameter, at most MAX_STAT_PARTS (guard/sum_squares.comp).
 STAT_CHUNK = 65536
 MAX_STAT_PARTS = 64
+STATS_PER_DISPATCH = 8   # the values<j> bindings of guard/sum_squares.comp
 
 
 class GradientRouter:
@@ -195,9 +196,8 @@ class StepPlan:
         nparams = len(self.param_names)
         self.grad_stats = buf("grad_stats", (nparams * parts + len(self.losses),))
         self.guard = buf("guard", (4,), staged=True)
-        stats = [self._stat(device, self.param_grads[name], p * parts, parts, True)
-                 for p, name in enumerate(self.param_names)]
-        stats += [self._stat(device, loss_buf, nparams * parts + j, 1, False) for j, loss_buf in enumerate(self.losses)]
+        stats = self._stats(device, [self.param_grads[name] for name in self.param_names], 0, parts, True)
+        stats += self._stats(device, self.losses, nparams * parts, 1, False)
         program = device.program("guard/guard.comp")
         device.check_loop(nparams * (parts + 1) + len(self.losses) + 2, f"guard/guard.comp ({self.grad_stats.size} slots)")
         clip = clip_grad_norm is not None
@@ -226,16 +226,27 @@ class StepPlan:
             init.sequence.eval()
         return init
 
-    def _stat(self, device, values, slot: int, parts: int, square: bool):
-        """grad_stats[slot .. slot + parts - 1] = sums of values^2 (square) or of values over `parts`
-        contiguous chunks: a workgroup each, fixed order."""
+    def _stats(self, device, buffers: list, slot: int, parts: int, square: bool) -> list:
+        """Dispatches putting, for each buffer b (in order) and part k, the sum of b^2 (square) or of
+        b over its k-th of `parts` contiguous chunks into grad_stats[slot + b * parts + k]: a
+        workgroup each, fixed order, up to STATS_PER_DISPATCH buffers per dispatch."""
         program = device.program("guard/sum_squares.comp")
         size = program.local_size[0]
-        device.check_loop(-(-values.size // (parts * size)) + 1 + size.bit_length(),
-                          f"guard/sum_squares.comp over {values.name} ({values.size} elements)")
-        return device.dispatch(program, {"values": values, "grad_stats": self.grad_stats},
-                               (parts, 1, 1), {"NUMEL": values.size, "SLOT": slot, "SQUARE": square, "PARTS": parts},
-                               name=f"{'sum_squares' if square else 'check'} {values.name}")
+        work = []
+        for first in range(0, len(buffers), STATS_PER_DISPATCH):
+            group = buffers[first:first + STATS_PER_DISPATCH]
+            for b in group:
+                device.check_loop(-(-b.size // (parts * size)) + 1 + size.bit_length(),
+                                  f"guard/sum_squares.comp over {b.name} ({b.size} elements)")
+            bound = {f"values{j}": group[j] if j < len(group) else device.placeholder
+                     for j in range(STATS_PER_DISPATCH)}
+            numel = {f"NUMEL{j}": b.size for j, b in enumerate(group)}
+            what = "sum_squares" if square else "check"
+            work.append(device.dispatch(
+                program, {"grad_stats": self.grad_stats, **bound}, (parts, len(group), 1),
+                {"SLOT": slot + first * parts, "SQUARE": square, "PARTS": parts, **numel},
+                name=f"{what} {', '.join(b.name for b in group)}"))
+        return work
 
     @staticmethod
     def _call_labels(model) -> dict:

@@ -1,33 +1,64 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// PARTS slots of the gradient statistics: grad_stats[SLOT + part] = sum of values[i]^2 (a
-// parameter's gradient, for the global norm) or, with SQUARE false, sum of values[i] (a loss,
-// checked for NaN/Inf by guard/guard.comp) over the part-th of PARTS contiguous chunks of values.
-// One workgroup per part, each a fixed-order reduction (deterministic); guard/guard.comp adds the
-// parts in order. Several parts let a large gradient use every core (on lavapipe one workgroup
-// runs on one CPU thread).
+// Partial sums for the gradient statistics of up to 8 buffers at once (like PyTorch's foreach
+// kernels: one dispatch instead of one per parameter). Workgroup (part, j) sums values<j>[i]^2 (a
+// parameter's gradient, for the global norm) or, with SQUARE false, values<j>[i] (a loss, checked
+// for NaN/Inf by guard/guard.comp) over the part-th of PARTS contiguous chunks of values<j>, into
+// grad_stats[SLOT + j * PARTS + part]. Each is a fixed-order reduction (deterministic); the guard
+// adds the parts in order. Several parts let a large gradient use every core (on lavapipe one
+// workgroup runs on one CPU thread). Unused bindings get NUMEL<j> = 0.
 
-layout(constant_id = 0) const uint NUMEL = 1;
-layout(constant_id = 1) const uint SLOT = 0;
-layout(constant_id = 2) const bool SQUARE = true;
-layout(constant_id = 3) const uint PARTS = 1;
+layout(constant_id = 0) const uint SLOT = 0;
+layout(constant_id = 1) const bool SQUARE = true;
+layout(constant_id = 2) const uint PARTS = 1;
+layout(constant_id = 3) const uint NUMEL0 = 0;
+layout(constant_id = 4) const uint NUMEL1 = 0;
+layout(constant_id = 5) const uint NUMEL2 = 0;
+layout(constant_id = 6) const uint NUMEL3 = 0;
+layout(constant_id = 7) const uint NUMEL4 = 0;
+layout(constant_id = 8) const uint NUMEL5 = 0;
+layout(constant_id = 9) const uint NUMEL6 = 0;
+layout(constant_id = 10) const uint NUMEL7 = 0;
 
-layout(set = 0, binding = 0) readonly buffer Values { float values[]; };
-layout(set = 0, binding = 1) writeonly buffer GradStats { float grad_stats[]; };
+layout(set = 0, binding = 0) writeonly buffer GradStats { float grad_stats[]; };
+layout(set = 0, binding = 1) readonly buffer Values0 { float values0[]; };
+layout(set = 0, binding = 2) readonly buffer Values1 { float values1[]; };
+layout(set = 0, binding = 3) readonly buffer Values2 { float values2[]; };
+layout(set = 0, binding = 4) readonly buffer Values3 { float values3[]; };
+layout(set = 0, binding = 5) readonly buffer Values4 { float values4[]; };
+layout(set = 0, binding = 6) readonly buffer Values5 { float values5[]; };
+layout(set = 0, binding = 7) readonly buffer Values6 { float values6[]; };
+layout(set = 0, binding = 8) readonly buffer Values7 { float values7[]; };
 
 #define REDUCE_SIZE 64
 layout(local_size_x = REDUCE_SIZE) in;
 #include "../common/reduce.glsl"
 
+// This invocation's share of chunk `part` of VALUES (NUMEL elements), added to `partial`.
+#define ADD_PART(VALUES, NUMEL)                                                          \
+    {                                                                                     \
+        const uint chunk = (NUMEL + PARTS - 1) / PARTS;                                   \
+        const uint end = min((part + 1) * chunk, NUMEL);                                  \
+        for (uint i = part * chunk + gl_LocalInvocationIndex; i < end; i += REDUCE_SIZE) { \
+            const float v = VALUES[i];                                                    \
+            partial += SQUARE ? v * v : v;                                                \
+        }                                                                                 \
+    }
+
 void main() {
     const uint part = gl_WorkGroupID.x;
-    const uint chunk = (NUMEL + PARTS - 1) / PARTS;
-    const uint end = min((part + 1) * chunk, NUMEL);
+    const uint j = gl_WorkGroupID.y;   // uniform in the workgroup: one branch runs its loop
     float partial = 0.0;
-    for (uint i = part * chunk + gl_LocalInvocationIndex; i < end; i += REDUCE_SIZE) {
-        const float v = values[i];
-        partial += SQUARE ? v * v : v;
+    switch (j) {
+        case 0: ADD_PART(values0, NUMEL0) break;
+        case 1: ADD_PART(values1, NUMEL1) break;
+        case 2: ADD_PART(values2, NUMEL2) break;
+        case 3: ADD_PART(values3, NUMEL3) break;
+        case 4: ADD_PART(values4, NUMEL4) break;
+        case 5: ADD_PART(values5, NUMEL5) break;
+        case 6: ADD_PART(values6, NUMEL6) break;
+        case 7: ADD_PART(values7, NUMEL7) break;
     }
     const float total = workgroup_sum(partial);
-    if (gl_LocalInvocationIndex == 0) grad_stats[SLOT + part] = total;
+    if (gl_LocalInvocationIndex == 0) grad_stats[SLOT + j * PARTS + part] = total;
 }
