@@ -186,8 +186,8 @@ class StepPlan:
 
     def _plan_guard(self, clip_grad_norm) -> None:
         """The guard between backward and the updates: per parameter its gradient's sum of squares
-        (then each loss) into a slot of grad_stats, then one dispatch for the global norm, the clip
-        coefficient and the NaN/Inf flag, which every update reads (guard/*.comp)."""
+        in `parts` partial sums (then each loss) in grad_stats slots, then one dispatch for the global
+        norm, the clip coefficient and the NaN/Inf flag, which every update reads (guard/*.comp)."""
         device, buf = self.device, self.device.buffer
         self.param_names = list(self.param_grads)
         # Every parameter's sum in the same number of parts: one per STAT_CHUNK elements of the largest.
