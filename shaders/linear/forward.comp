@@ -6,7 +6,6 @@ layout(constant_id = 0) const uint M = 1;  // batch
 layout(constant_id = 1) const uint N = 1;  // out_features
 layout(constant_id = 2) const uint K = 1;  // in_features
 layout(constant_id = 3) const bool HAS_BIAS = true;
-layout(constant_id = 4) const bool RELU = false;   // store max(y, 0): a ReLU fused in (plan.py)
 
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) readonly buffer Weight { float weight[]; };
@@ -15,6 +14,6 @@ layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 
 #define A_AT(m, k) x[(m) * K + (k)]
 #define B_AT(k, n) weight[(n) * K + (k)]
-float activate(const float v) { return RELU ? max(v, 0.0) : v; }   // as relu/forward.comp
+#include "epilogue.glsl"
 #define STORE(m, n, v) y[(m) * N + (n)] = activate(HAS_BIAS ? (v) + bias[n] : (v))
 #include "../common/gemm.glsl"

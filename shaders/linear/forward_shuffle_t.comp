@@ -8,7 +8,6 @@ layout(constant_id = 0) const uint M = 1;  // out_features
 layout(constant_id = 1) const uint N = 1;  // batch
 layout(constant_id = 2) const uint K = 1;  // in_features
 layout(constant_id = 3) const bool HAS_BIAS = true;
-layout(constant_id = 4) const bool RELU = false;   // store max(y, 0): a ReLU fused in (plan.py)
 
 layout(set = 0, binding = 0) readonly buffer X { vec4 x[]; };
 layout(set = 0, binding = 1) readonly buffer Weight { vec4 weight[]; };
@@ -18,6 +17,6 @@ layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 #define B_N_CONTIGUOUS 0
 #define A4(i) weight[i]
 #define B4(i) x[i]
-float activate(const float v) { return RELU ? max(v, 0.0) : v; }   // as relu/forward.comp
+#include "epilogue.glsl"
 #define STORE(m, n, v) y[(n) * M + (m)] = activate(HAS_BIAS ? (v) + bias[m] : (v))
 #include "../common/gemm_shuffle.glsl"
