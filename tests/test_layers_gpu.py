@@ -150,7 +150,8 @@ def test_every_layer_runs_backward_twice_with_identical_bits(device, rng, make):
 ])
 @pytest.mark.parametrize("batch,fan_in,fan_out,bias", [(128, 784, 256, True), (4, 8, 12, True), (36, 40, 44, False),
                                                        (12, 4, 4, True), (5, 8, 10, True), (8, 12, 7, False),
-                                                       (6, 8, 12, True), (37, 16, 33, True), (13, 20, 9, False)])
+                                                       (6, 8, 12, True), (37, 16, 33, True), (13, 20, 9, False),
+                                                       (12, 8, 10, True)])
 def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan_in, fan_out, bias):
     """Both GEMM cores on shapes where the vec4 + shuffle core applies (multiples of 4) and on
     partly aligned ones (it then runs only the passes it can); dispatch names show which ran."""
@@ -182,9 +183,11 @@ def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan
     want = ("linear/forward.comp" if not (shuffle and fan_in % 4 == 0) else
             "linear/forward_shuffle_t.comp" if few else "linear/forward_shuffle.comp")
     assert [d.name for d in layer.forward(io)] == [want]
-    # dW through a transposed copy of dy (which also sums dbias) where the vec4 core can take it.
-    transposed = shuffle and fan_out % 4 == 0 and batch % 4 == 0 and fan_in % 4 == 0
-    want = (["linear/transpose_dy.comp", "linear/backward_weight_shuffle.comp"] if transposed else
+    # dW through a transposed copy of dy (which also sums dbias) where the vec4 core can take it;
+    # the copy moves 4 x 4 blocks where out_features allows.
+    transposed = shuffle and batch % 4 == 0 and fan_in % 4 == 0
+    copy = "linear/transpose_dy.comp" if fan_out % 4 == 0 else "linear/transpose_dy_scalar.comp"
+    want = ([copy, "linear/backward_weight_shuffle.comp"] if transposed else
             ["linear/backward_weight.comp"] + ["linear/backward_bias.comp"] * bias)
     want.append("linear/backward_input_shuffle.comp" if shuffle and fan_out % 4 == 0 and fan_in % 4 == 0
                 else "linear/backward_input.comp")

@@ -80,7 +80,7 @@ class Linear(Module):
             dx = [self._gemm(io, "backward_input", {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
                              io.batch, self.in_features, self.out, True, True)]
         # dW = dy^T x over the batch: A = dy^T, B = x is [batch][in].
-        if self.out % 4 == 0 and gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True):
+        if gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True):
             transpose, weight = self._transposed_weight_gradient(io)
             return [transpose] + dx + [weight]   # dx runs while the transposed copy settles
         # The scalar core reads A = dy^T where it lies: dy is [batch][out] (m-contiguous).
@@ -95,15 +95,20 @@ class Linear(Module):
         return work + dx
 
     def _transposed_weight_gradient(self, io: LayerIO) -> tuple:
-        """For the vec4 core, which is fast only with A's k contiguous: copy dy to [out][batch] in
-        4 x 4 blocks (out % 4 == 0; the same pass sums the bias gradient), then dW = dyt x."""
+        """For the vec4 core, which is fast only with A's k contiguous: copy dy to [out][batch] (in
+        4 x 4 blocks where out % 4 == 0, else float by float; the same pass sums the bias gradient),
+        then dW = dyt x."""
         device = io.device
         dyt = device.buffer(f"{io.dy.name}.T", (self.out, io.batch))
-        program = device.program("linear/transpose_dy.comp")
-        device.check_loop(io.batch // 4 + 1, f"linear/transpose_dy.comp (batch {io.batch})")
+        blocks = self.out % 4 == 0
+        shader = "linear/transpose_dy.comp" if blocks else "linear/transpose_dy_scalar.comp"
+        program = device.program(shader)
+        device.check_loop((io.batch // 4 if blocks else io.batch) + 1, f"{shader} (batch {io.batch})")
+        per_invocation = 4 if blocks else 1
         transpose = device.dispatch(
             program, {"dy": io.dy, "dyt": dyt, "dbias": io.grads["bias"] if self.bias else device.placeholder},
-            (-(-self.out // (4 * program.local_size[0])), 1, 1), dict(B=io.batch, N=self.out, HAS_BIAS=self.bias))
+            (-(-self.out // (per_invocation * program.local_size[0])), 1, 1),
+            dict(B=io.batch, N=self.out, HAS_BIAS=self.bias))
         weight = self._gemm(io, "backward_weight", {"dyt": dyt, "x": io.x, "dweight": io.grads["weight"]},
                             self.out, self.in_features, io.batch, True, True)
         return transpose, weight
