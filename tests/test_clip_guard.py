@@ -209,7 +209,7 @@ def test_norm_summed_in_several_parts_matches_torch_and_names_the_bad_parameter(
 
 
 def test_more_parameters_than_one_stats_dispatch_takes(device, rng):
-    """Ten parameters: two sum-of-squares dispatches (plan.STATS_PER_DISPATCH buffers each). The
+    """Ten parameters: two sum-of-squares dispatches (8 buffers each: the shader's values<j>). The
     norm matches the float64 one, and a gradient that overflows in the second dispatch's buffers is
     the one named. Five Linear branches of x; the last feeds its own loss, with a huge target."""
     from vkbackprop import plan
@@ -223,7 +223,8 @@ def test_more_parameters_than_one_stats_dispatch_takes(device, rng):
 
     trainer = trainer_for()
     names = [d.name for k, d in trainer.plan.train.log if k == "dispatch" and d.name.startswith("sum_squares")]
-    assert len(trainer.plan.param_names) == 10 and len(names) == 2 and plan.STATS_PER_DISPATCH == 8
+    assert (len(trainer.plan.param_names) == 10 and len(names) == 2
+            and plan.stats_per_dispatch(device.program("guard/sum_squares.comp")) == 8)
     x = rng.standard_normal((BATCH, 6)).astype(np.float32)
     targets = [rng.standard_normal((BATCH, 3)).astype(np.float32) for _ in range(2)]
     trainer.step(x, targets)

@@ -9,7 +9,7 @@ import pytest
 
 from vkbackprop import shaders
 from vkbackprop.layers.gemm import TILE
-from vkbackprop.layers import gemm_shuffle
+from vkbackprop.layers import embedding, gemm_shuffle
 from vkbackprop.shaders import ShaderError, compile_shader, shader_root
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vkbackprop"
@@ -20,10 +20,15 @@ def referenced_shaders() -> set:
     return {m for f in PACKAGE.rglob("*.py") for m in re.findall(r'"([\w/]+\.comp)"', f.read_text())}
 
 
+# The -D defines of shaders that need some and include no GEMM core (which takes its tile).
+SHADER_DEFINES = {"embedding/backward.comp": {"G": embedding.BACKWARD_FEATURES}}
+
+
 @pytest.mark.parametrize("rel", ALL_SHADERS)
 def test_every_shader_compiles_and_declares_its_interface(rel):
     source = (shader_root() / rel).read_text()
-    defines = TILE if "gemm.glsl" in source else gemm_shuffle.TILE if "gemm_shuffle.glsl" in source else None
+    defines = (TILE if "gemm.glsl" in source else gemm_shuffle.TILE if "gemm_shuffle.glsl" in source else
+               SHADER_DEFINES.get(rel))
     program = compile_shader(rel, defines)
     assert program.spirv[:4] == b"\x03\x02\x23\x07"  # SPIR-V magic
     assert program.bindings and all(b.reads or b.writes for b in program.bindings)

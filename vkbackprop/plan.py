@@ -24,7 +24,11 @@ from .schedule import Recorder
 # parameter, at most MAX_STAT_PARTS (guard/sum_squares.comp).
 STAT_CHUNK = 65536
 MAX_STAT_PARTS = 64
-STATS_PER_DISPATCH = 8   # the values<j> bindings of guard/sum_squares.comp
+
+
+def stats_per_dispatch(program) -> int:
+    """Buffers one guard/sum_squares.comp dispatch sums: its values<j> bindings."""
+    return sum(b.name.startswith("values") for b in program.bindings)
 
 
 class GradientRouter:
@@ -126,6 +130,7 @@ class StepPlan:
             backward += [add] if add else []
         ios, inference = {}, []
         fused = self._fusions(model)   # producer call -> the activation call it applies as its epilogue
+        absorbed = set(fused.values())
         for call in model.calls:
             params = {n: store.params[key] for n, key in model.param_names(call.layer).items()}
             state = {n: store.states[key] for n, key in model.state_names(call.layer).items()}
@@ -133,7 +138,7 @@ class StepPlan:
                                 self._value_of(call.output), params=params,
                                 dy=grads.get(id(root[id(call.output)])), step=self.step, state=state,
                                 in_shapes=[v.shape for v in call.inputs], out_shape=call.output.shape)
-            if call in fused.values():
+            if call in absorbed:
                 continue     # its producer's forward stores this call's output
             io = ios[call]
             if call in fused:
@@ -229,17 +234,18 @@ class StepPlan:
     def _stats(self, device, buffers: list, slot: int, parts: int, square: bool) -> list:
         """Dispatches putting, for each buffer b (in order) and part k, the sum of b^2 (square) or of
         b over its k-th of `parts` contiguous chunks into grad_stats[slot + b * parts + k]: a
-        workgroup each, fixed order, up to STATS_PER_DISPATCH buffers per dispatch."""
+        workgroup each, fixed order, as many buffers per dispatch as the shader has values<j>."""
         program = device.program("guard/sum_squares.comp")
         size = program.local_size[0]
+        per_dispatch = stats_per_dispatch(program)
         work = []
-        for first in range(0, len(buffers), STATS_PER_DISPATCH):
-            group = buffers[first:first + STATS_PER_DISPATCH]
+        for first in range(0, len(buffers), per_dispatch):
+            group = buffers[first:first + per_dispatch]
             for b in group:
                 device.check_loop(-(-b.size // (parts * size)) + 1 + size.bit_length(),
                                   f"guard/sum_squares.comp over {b.name} ({b.size} elements)")
             bound = {f"values{j}": group[j] if j < len(group) else device.placeholder
-                     for j in range(STATS_PER_DISPATCH)}
+                     for j in range(per_dispatch)}
             numel = {f"NUMEL{j}": b.size for j, b in enumerate(group)}
             what = "sum_squares" if square else "check"
             work.append(device.dispatch(

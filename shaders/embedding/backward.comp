@@ -13,7 +13,9 @@ layout(constant_id = 2) const uint NUM_EMBEDDINGS = 1;
 layout(constant_id = 3) const int PADDING_IDX = -1;
 layout(constant_id = 4) const uint GROUPS = 1;           // (DIM + G - 1) / G feature groups per row
 
-#define G 16
+#ifndef G
+#error "compile with -DG (features per invocation; vkbackprop/layers/embedding.py)"
+#endif
 layout(set = 0, binding = 0) readonly buffer Tokens { float tokens[]; };
 layout(set = 0, binding = 1) readonly buffer DY { float dy[]; };
 layout(set = 0, binding = 2) writeonly buffer DWeight { float dweight[]; };

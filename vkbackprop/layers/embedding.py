@@ -19,8 +19,8 @@ from .arguments import is_int
 from .base import LayerIO, Module
 
 
-# Features one invocation of embedding/backward.comp gathers (its G).
-_BACKWARD_FEATURES = 16
+# Features one invocation of embedding/backward.comp gathers (its -DG).
+BACKWARD_FEATURES = 16
 
 
 class Embedding(Module):
@@ -68,8 +68,8 @@ class Embedding(Module):
         positions = io.x.size
         io.device.check_loop(positions + 1, f"embedding/backward.comp ({positions} positions)")
         padding = -1 if self.padding_idx is None else self.padding_idx
-        program = io.device.program("embedding/backward.comp")
-        groups = -(-self.embedding_dim // _BACKWARD_FEATURES)
+        program = io.device.program("embedding/backward.comp", {"G": BACKWARD_FEATURES})
+        groups = -(-self.embedding_dim // BACKWARD_FEATURES)
         work = [io.device.dispatch(
             program, {"tokens": io.x, "dy": io.dy, "dweight": io.grads["weight"]},
             io.device.grid_1d(self.num_embeddings * groups, program.local_size[0]),

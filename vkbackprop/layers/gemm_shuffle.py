@@ -9,12 +9,12 @@ from .. import tuning
 # invocations per workgroup. TM 32 x 8 columns was the fastest default on 2-core lavapipe over the
 # MLP's shapes (128x256x784, 256x784x128, 128x256x256: 37-51 GFLOP/s); it reaches 50 at 1024^3.
 TILE = {"TM": 32, "NC": 2, "WG_X": 16, "SHARE": 8}
-# The family VKBACKPROP_TUNE=1 chooses from (vkbackprop/tuning.py); TM a multiple of SHARE. The
-# 64-row and 16-column tiles fit large shapes (52-55 GFLOP/s at 1024^3 for TM 32 x 16 columns) and
-# starve small ones of workgroups; 8 rows suit a handful of columns.
 # For a GEMM with a handful of rows (Linear's transposed forward for few outputs, M = out_features):
 # one subgroup per workgroup, 8 rows x 4 columns per lane (M=10, N=128, K=256: 2.2x faster than TILE).
 FEW_ROWS_TILE = {"TM": 8, "NC": 1, "WG_X": 8, "SHARE": 8}
+# The family VKBACKPROP_TUNE=1 chooses from (vkbackprop/tuning.py); TM a multiple of SHARE. The
+# 64-row and 16-column tiles fit large shapes (52-55 GFLOP/s at 1024^3 for TM 32 x 16 columns) and
+# starve small ones of workgroups; 8 rows suit a handful of columns.
 TILES = [TILE, FEW_ROWS_TILE, {"TM": 32, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM": 64, "NC": 2, "WG_X": 8, "SHARE": 8},
          {"TM": 64, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM": 32, "NC": 1, "WG_X": 32, "SHARE": 8},
          {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8}, {"TM": 16, "NC": 4, "WG_X": 8, "SHARE": 8},
