@@ -11,6 +11,7 @@ Patch -> test:
   0005 device properties .......... test_device_properties_match_vulkaninfo, test_list_devices_*
   0006 timestamp query reset ...... test_timestamps_*
   0007 storage tensor copies ...... test_storage_tensor_copy_without_validation_errors
+  0008 uniform texel buffers ...... test_texel_bindings_*, test_device_properties_match_vulkaninfo
 """
 
 import json
@@ -27,7 +28,7 @@ import numpy as np
 import pytest
 
 from vkbackprop import validation
-from kp_support.kp_sequences import A, EMPTY, raw_after_write, timestamped_runs
+from kp_support.kp_sequences import A, EMPTY, TEXELS, raw_after_write, texel_inputs, timestamped_runs
 
 SUPPORT = Path(__file__).parent / "kp_support"
 CHILD = SUPPORT / "child.py"
@@ -95,7 +96,7 @@ def lcg_expected(n: int, count: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def spirv(tmp_path_factory):
     out = tmp_path_factory.mktemp("spirv")
-    return {name: compile_shader(SUPPORT / f"{name}.comp", out) for name in ("double", "triple", "spin")}
+    return {name: compile_shader(SUPPORT / f"{name}.comp", out) for name in ("double", "triple", "spin", "texel")}
 
 
 @pytest.fixture(scope="module")
@@ -338,6 +339,7 @@ def vulkaninfo_devices():
             "device_type": field("deviceType"),
             "max_shared_memory_size": int(field("maxComputeSharedMemorySize")),
             "max_storage_buffer_range": int(field("maxStorageBufferRange")),
+            "max_texel_buffer_elements": int(field("maxTexelBufferElements")),
             "timestamp_period": float(field("timestampPeriod")),
             "subgroup_size": int(re.search(r"subgroupSize\s*=\s*(\d+)", subgroup).group(1)),
             # SUBGROUP_FEATURE_SHUFFLE_RELATIVE_BIT -> SHUFFLE_RELATIVE (also ..._BIT_NV / _BIT_KHR)
@@ -357,6 +359,7 @@ def assert_matches_vulkaninfo(props: dict, info: dict):
     assert props["timestamp_period"] == pytest.approx(info["timestamp_period"], rel=1e-6)
     assert props["max_shared_memory_size"] == info["max_shared_memory_size"] > 0
     assert props["max_storage_buffer_range"] == info["max_storage_buffer_range"] > 0
+    assert props["max_texel_buffer_elements"] == info["max_texel_buffer_elements"] > 0
     assert props["subgroup_size"] == info["subgroup_size"] > 0
     assert props["subgroup_operations"] == info["subgroup_operations"]
 
@@ -405,3 +408,23 @@ def test_storage_tensor_copy_without_validation_errors(spirv, tmp_path):
     assert r["storage_type"] == "TensorTypes.storage"
     assert r["messages"] == []
     assert r["host"] == (2 * A + 1).tolist()
+
+
+# --- 0008: uniform texel buffers ----------------------------------------------------------------------
+
+def test_texel_bindings_read_each_sampled_type_through_views_of_whole_texels(spirv, tmp_path):
+    # Unpatched, every binding was a storage buffer: the pipeline's layout did not match texel.comp's
+    # (VUID-VkComputePipelineCreateInfo-layout-07990) and the reads were undefined.
+    r = run_child("texel", spirv, tmp_path, validate=True)
+    assert r["messages"] == []
+    f, i, u = texel_inputs()
+    expected = f[:4 * TEXELS].astype(np.float64) + 100.0 * i + 10000.0 * u
+    np.testing.assert_array_equal(r["result"][:-1], expected)
+    assert r["result"][-1] == TEXELS   # the 3-value tail of f is not a texel
+
+
+def test_texel_bindings_of_a_tensor_under_one_texel_are_refused(mgr, spirv):
+    tiny = mgr.tensor_t(np.zeros(3, np.float32))
+    whole = [mgr.tensor_t(np.zeros(8, dtype)) for dtype in (np.float32, np.int32, np.uint32)]
+    with pytest.raises(Exception, match="less than one 16-byte texel"):
+        mgr.algorithm([tiny] + whole, spirv["texel"].read_bytes(), [1, 1, 1], EMPTY, EMPTY)

@@ -126,6 +126,39 @@ def test_missing_include_and_bad_binding_convention(scratch):
         compile_shader("gap.comp", root=root)
 
 
+def test_interface_is_read_after_the_preprocessor_and_texel_bindings_are_read_only(scratch):
+    root, _ = scratch
+    (root / "t.comp").write_text(
+        '#version 450\n#extension GL_GOOGLE_include_directive : require\n'
+        '#include "common/vec4_input.glsl"\nlayout(local_size_x = 1) in;\n'
+        'VEC4_INPUT(0, Src, src);\n'
+        'layout(set = 0, binding = 1) uniform usamplerBuffer index;\n'
+        'layout(set = 0, binding = 2) writeonly buffer Dst { vec4 dst[]; };\n'
+        'void main() { dst[0] = LOAD4(src, texelFetch(index, 0).x); }\n')
+    (root / "common" / "vec4_input.glsl").write_text((shader_root() / "common" / "vec4_input.glsl").read_text())
+    texel = compile_shader("t.comp", {"TEXEL_READS": 1}, root=root).bindings
+    assert [(b.name, b.element_type, b.reads, b.writes, b.texel) for b in texel] == [
+        ("src", "float", True, False, True), ("index", "uint", True, False, True), ("dst", "vec4", False, True, False)]
+    storage = compile_shader("t.comp", {"TEXEL_READS": 0}, root=root).bindings
+    assert (storage[0].name, storage[0].element_type, storage[0].texel) == ("src", "vec4", False)
+
+    (root / "odd.comp").write_text("#version 450\nlayout(local_size_x = 1) in;\n"
+                                   "layout(set = 0, binding = 0) uniform highp samplerBuffer s;\n"
+                                   "layout(set = 0, binding = 1) buffer D { float d[]; };\n"
+                                   "void main() { d[0] = texelFetch(s, 0).x; }\n")
+    with pytest.raises(ShaderError, match="every texel buffer must look like"):
+        compile_shader("odd.comp", root=root)
+
+
+def test_texel_bindings_need_a_buffer_of_whole_quads(device):
+    program = compile_shader("linear/forward_shuffle.comp", dict(gemm_shuffle.TILE, TEXEL_READS=1))
+    assert [b.name for b in program.bindings if b.texel] == ["x", "weight"]
+    buffers = {"x": device.buffer("x", (1, 3)), "weight": device.buffer("w", (4, 3)),
+               "bias": device.buffer("b", 4), "y": device.buffer("y", (1, 4))}
+    with pytest.raises(ValueError, match="texel binding 'x' needs 1..* vec4 quads but buffer 'x' holds 3 values"):
+        device.dispatch(program, buffers, (1, 1, 1), dict(M=1, N=4, K=3))
+
+
 def test_dispatch_checks_bindings_by_name_and_type(device):
     x, w, b, y = (device.buffer(n, (4, 4)) for n in "xwby")
     args = dict(groups=(1, 1, 1), constants=dict(M=4, N=4, K=4))

@@ -37,6 +37,20 @@ def _check_linear(device, rng, batch, fan_in, fan_out):
     assert_close(grads["weight"], rdw, 1e-4, "dweight")
 
 
+@pytest.mark.parametrize("texel_reads", ["0", "1"])
+@pytest.mark.parametrize("shape", [(13, 36, 8), (32, 20, 44), (5, 64, 40), (1, 4, 4)], ids=str)
+def test_shuffle_core_reads_storage_or_texel_buffers_alike(device, rng, monkeypatch, cache, shape, texel_reads):
+    # The GPU path reads storage buffers, lavapipe texel buffers (common/vec4_input.glsl): both against
+    # the float64 reference, on the plain, transposed (<= 32 outputs) and few-row shapes.
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
+    used = []
+    program = device.program
+    monkeypatch.setattr(device, "program", lambda path, defines=None: used.append(defines) or program(path, defines))
+    _check_linear(device, rng, *shape)
+    assert {d.get("TEXEL_READS") for d in used if d and "SHARE" in d} == {int(texel_reads)}
+
+
 @pytest.mark.parametrize("tile", gemm.TILES, ids=str)
 def test_every_scalar_tile_is_correct(device, rng, monkeypatch, cache, tile):
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar")
@@ -74,7 +88,8 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
     families = [gemm.TILES, gemm_shuffle.TILES]
     assert entries and all(any(tile in f for f in families) for tile in entries.values())
     # 12 outputs: the forward runs transposed (m = out_features, n = batch).
-    assert f"linear/forward_shuffle_t.comp|{tuning.shape_class(12, 16, 8)}" in entries
+    variant = gemm_shuffle.TEXEL_SUFFIX if device.prefers_texel_reads else ""
+    assert f"linear/forward_shuffle_t.comp{variant}|{tuning.shape_class(12, 16, 8)}" in entries
     assert timed   # candidates were timed
 
     # Tuning off, the cache read: the same tiles, nothing timed, every plan alike.
@@ -90,7 +105,9 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
     linear = [(path, defines) for path, defines in used if path.startswith("linear/") and defines]
     assert linear
     for path, defines in linear:   # each is the tile cached for its shader (and one of its shape classes)
-        assert defines in [tile for key, tile in entries.items() if key.startswith(path + "|")], path
+        tile = {k: v for k, v in defines.items() if k != "TEXEL_READS"}
+        key = path + (gemm_shuffle.TEXEL_SUFFIX if defines.get("TEXEL_READS") else "") + "|"
+        assert tile in [t for k, t in entries.items() if k.startswith(key)], path
 
 
 def test_cached_tile_that_cannot_plan_falls_back_to_the_default(device, cache):

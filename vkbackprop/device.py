@@ -106,6 +106,24 @@ class Device:
             raise ValueError(f"{what} needs {iterations} loop iterations per shader invocation; "
                              f"{self.name} stops loops after {limit}")
 
+    @property
+    def prefers_texel_reads(self) -> bool:
+        """Whether shaders with a texel variant (shaders/common/vec4_input.glsl) should read their
+        vec4 inputs as uniform texel buffers: on CPU devices, where llvmpipe loops over the lanes
+        for each storage-buffer load (a GEMM 1024^3 ran ~1.5x faster through texelFetch). GPUs keep
+        storage buffers. VKBACKPROP_TEXEL_READS=0/1 overrides."""
+        override = os.environ.get("VKBACKPROP_TEXEL_READS")
+        if override not in (None, "", "0", "1"):
+            raise ValueError(f"VKBACKPROP_TEXEL_READS must be 0 or 1, got {override!r}")
+        if override:
+            return override == "1"
+        return self.properties["device_type"] == "Cpu"
+
+    def texel_fits(self, buffer: "Buffer") -> bool:
+        """Whether a float/int buffer can be bound as a texel buffer of vec4 quads (at least one
+        whole quad, at most maxTexelBufferElements of them)."""
+        return 1 <= buffer.size // 4 <= self.properties["max_texel_buffer_elements"]
+
     @classmethod
     def default(cls) -> "Device":
         """One shared device per process, created on first use."""
@@ -182,6 +200,10 @@ class Device:
             if got != _DTYPES[b.element_type]:
                 raise ValueError(f"{program.path}: binding '{b.name}' is {b.element_type}[] but buffer "
                                  f"'{buffers[b.name].name}' is {got}")
+            if b.texel and not self.texel_fits(buffers[b.name]):
+                raise ValueError(f"{program.path}: texel binding '{b.name}' needs 1..."
+                                 f"{self.properties['max_texel_buffer_elements']} vec4 quads but buffer "
+                                 f"'{buffers[b.name].name}' holds {buffers[b.name].size} values")
         groups = tuple(int(g) for g in groups) + (1,) * (3 - len(groups))
         limits = self.properties["max_work_group_count"]
         if any(g < 1 or g > lim for g, lim in zip(groups, limits)):

@@ -1,10 +1,12 @@
 """GLSL compute shaders -> SPIR-V with glslangValidator, cached on disk by content hash.
 
-A `Program` also carries what its source declares, so the rest of the package binds buffers and
-specialization constants *by name* and derives read/write sets for hazard tracking from the
-`readonly` / `writeonly` qualifiers, instead of trusting positions:
+A `Program` also carries what its source declares (after the preprocessor, so `#if` and macros
+count), so the rest of the package binds buffers and specialization constants *by name* and derives
+read/write sets for hazard tracking from the `readonly` / `writeonly` qualifiers, instead of
+trusting positions:
 
     layout(set = 0, binding = 2) readonly buffer Weight { float weight[]; };
+    layout(set = 0, binding = 3) uniform samplerBuffer x;   // a texel binding: read-only vec4s
     layout(constant_id = 0) const uint M = 1;
 """
 
@@ -37,6 +39,7 @@ class Binding:
     element_type: str  # float, int, uint
     reads: bool
     writes: bool
+    texel: bool = False  # a uniform texel buffer (read with texelFetch, one vec4 per texel)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ _BUFFER = re.compile(
     r"layout\s*\(([^)]*)\)\s*((?:(?:readonly|writeonly|restrict|coherent|volatile)\s+)*)buffer\s+\w+\s*"
     r"\{\s*(\w+)\s+(\w+)\s*\[\s*\]\s*;\s*\}\s*;")
 _ANY_BUFFER = re.compile(r"\bbuffer\s+\w+\s*\{")
+_TEXEL = re.compile(r"layout\s*\(([^)]*)\)\s*uniform\s+([iu]?)samplerBuffer\s+(\w+)\s*;")
+_ANY_TEXEL = re.compile(r"\b[iu]?samplerBuffer\b")
+_TEXEL_TYPES = {"": "float", "i": "int", "u": "uint"}
 _CONSTANT = re.compile(
     r"layout\s*\(\s*constant_id\s*=\s*(\d+)\s*\)\s*const\s+(\w+)\s+(\w+)\s*=\s*([^;]+);")
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
@@ -131,6 +137,16 @@ def _parse_interface(rel: str, text: str) -> tuple[tuple[Binding, ...], tuple[Sp
     if len(bindings) != len(_ANY_BUFFER.findall(code)):
         raise ShaderError("every storage buffer must look like "
                           "'layout(set = 0, binding = N) [readonly|writeonly] buffer B { T name[]; };'", rel)
+    texels = _TEXEL.findall(code)
+    if len(texels) != len(_ANY_TEXEL.findall(code)):
+        raise ShaderError("every texel buffer must look like "
+                          "'layout(set = 0, binding = N) uniform [i|u]samplerBuffer name;'", rel)
+    for layout, prefix, name in texels:
+        args = _layout_args(layout)
+        if args.get("set", "0") != "0" or "binding" not in args:
+            raise ShaderError(f"texel buffer '{name}' must be declared with layout(set = 0, binding = N)", rel)
+        bindings.append(Binding(int(args["binding"]), name, _TEXEL_TYPES[prefix],
+                                reads=True, writes=False, texel=True))
     bindings.sort(key=lambda b: b.index)
     if [b.index for b in bindings] != list(range(len(bindings))):
         raise ShaderError(f"bindings must be numbered 0..n-1, got {[b.index for b in bindings]}", rel)
@@ -160,10 +176,9 @@ def _local_size(rel: str, spirv: bytes) -> tuple[int, int, int]:
 _ERROR_LINE = re.compile(r"^ERROR:\s*(.+?):(\d+):\s*(.*)$", re.M)
 
 
-def _compile(exe: str, path: Path, root: Path, defines: dict[str, object], out: Path) -> None:
-    cmd = [exe, "-V", "--target-env", "vulkan1.1", "-I" + str(root), "-o", str(out)]
-    cmd += [f"-D{k}={v}" for k, v in sorted(defines.items())]
-    cmd.append(str(path))
+def _run_compiler(exe: str, path: Path, root: Path, defines: dict[str, object], args: list[str]) -> str:
+    """glslangValidator with the include root and -D defines; its stdout, or a ShaderError naming the line."""
+    cmd = [exe, *args, "-I" + str(root)] + [f"-D{k}={v}" for k, v in sorted(defines.items())] + [str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr
@@ -171,6 +186,13 @@ def _compile(exe: str, path: Path, root: Path, defines: dict[str, object], out: 
         if first:
             raise ShaderError(first.group(3).strip() + "\n" + log.strip(), first.group(1), int(first.group(2)))
         raise ShaderError(log.strip() or f"glslangValidator failed ({proc.returncode})", str(path))
+    return proc.stdout
+
+
+def _compile(exe: str, path: Path, root: Path, defines: dict[str, object], spirv: Path, source: Path) -> None:
+    """SPIR-V into `spirv`, and the preprocessed source (what the interface is read from) into `source`."""
+    source.write_text(_run_compiler(exe, path, root, defines, ["-E"]))
+    _run_compiler(exe, path, root, defines, ["-V", "--target-env", "vulkan1.1", "-o", str(spirv)])
 
 
 def compile_shader(rel: str, defines: dict[str, object] | None = None, root: Path | None = None) -> Program:
@@ -193,15 +215,19 @@ def _compile_cached(rel: str, defines: tuple, root_str: str) -> Program:
         digest.update(str(file.relative_to(root) if file.is_relative_to(root) else file).encode())
         digest.update(text.encode())
     cached = cache_dir() / f"{digest.hexdigest()[:32]}.spv"
-    if not cached.is_file():
-        # Compile beside the cache entry and rename: concurrent processes never see half a file.
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    preprocessed = cached.with_suffix(".glsl")
+    if not (cached.is_file() and preprocessed.is_file()):
+        # Compile beside the cache entries and rename, SPIR-V last: concurrent processes never see
+        # half a file.
+        tmp, tmp_source = cached.with_suffix(f".{os.getpid()}.tmp"), cached.with_suffix(f".{os.getpid()}.tmpglsl")
         try:
-            _compile(exe, path, root, dict(defines), tmp)
+            _compile(exe, path, root, dict(defines), tmp, tmp_source)
+            os.replace(tmp_source, preprocessed)
             os.replace(tmp, cached)
         finally:
             tmp.unlink(missing_ok=True)
+            tmp_source.unlink(missing_ok=True)
 
-    bindings, constants = _parse_interface(rel, "\n".join(sources.values()))
+    bindings, constants = _parse_interface(rel, preprocessed.read_text())
     spirv = cached.read_bytes()
     return Program(rel, spirv, bindings, constants, _local_size(rel, spirv))

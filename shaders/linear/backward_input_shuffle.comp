@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // backward_input.comp with the vec4 + subgroup-shuffle GEMM core (in and out features % 4 == 0).
 // dx[b, i] = sum_o dy[b, o] * weight[o, i]
 
@@ -7,13 +8,13 @@ layout(constant_id = 0) const uint M = 1;  // batch
 layout(constant_id = 1) const uint N = 1;  // in_features
 layout(constant_id = 2) const uint K = 1;  // out_features
 
-layout(set = 0, binding = 0) readonly buffer DY { vec4 dy[]; };
-layout(set = 0, binding = 1) readonly buffer Weight { vec4 weight[]; };
+VEC4_INPUT(0, DY, dy);
+VEC4_INPUT(1, Weight, weight);
 layout(set = 0, binding = 2) writeonly buffer DX { vec4 dx[]; };  // N % 4 == 0: whole vec4 rows
 
 #define B_N_CONTIGUOUS 1
-#define A4(i) dy[i]
-#define B4(i) weight[i]
+#define A4(i) LOAD4(dy, i)
+#define B4(i) LOAD4(weight, i)
 #define STORE(m, n, v) dx[((m) * N + (n)) / 4][(n) % 4] = (v)
 #define STORE4(m, n, v) dx[((m) * N + (n)) / 4] = (v)
 #include "../common/gemm_shuffle.glsl"

@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // forward.comp with the vec4 + subgroup-shuffle GEMM core (in_features % 4 == 0).
 // y[b, o] = sum_i x[b, i] * weight[o, i] + bias[o]
 
@@ -8,14 +9,14 @@ layout(constant_id = 1) const uint N = 1;  // out_features
 layout(constant_id = 2) const uint K = 1;  // in_features
 layout(constant_id = 3) const bool HAS_BIAS = true;
 
-layout(set = 0, binding = 0) readonly buffer X { vec4 x[]; };
-layout(set = 0, binding = 1) readonly buffer Weight { vec4 weight[]; };
+VEC4_INPUT(0, X, x);
+VEC4_INPUT(1, Weight, weight);
 layout(set = 0, binding = 2) readonly buffer Bias { float bias[]; };
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 
 #define B_N_CONTIGUOUS 0
-#define A4(i) x[i]
-#define B4(i) weight[i]
+#define A4(i) LOAD4(x, i)
+#define B4(i) LOAD4(weight, i)
 #include "epilogue.glsl"
 #define STORE(m, n, v) y[(m) * N + (n)] = activate(HAS_BIAS ? (v) + bias[n] : (v))
 #include "../common/gemm_shuffle.glsl"

@@ -26,7 +26,8 @@ if VALIDATE:
     validation.enable(os.environ["KP_TEST_LOG_DIR"])
 
 import kp  # noqa: E402
-from kp_sequences import A, EMPTY, N, double_sequence, raw_after_write, timestamped_runs  # noqa: E402
+from kp_sequences import (A, EMPTY, N, TEXELS, double_sequence, raw_after_write,  # noqa: E402
+                          texel_inputs, timestamped_runs)
 
 SPIRV = {name: open(path, "rb").read() for name, path in json.loads(os.environ["KP_TEST_SPIRV"]).items()}
 
@@ -71,6 +72,27 @@ def scenario_storage_copy(mgr):
     return {"host": host.data().tolist(), "storage_type": str(storage.tensor_type())}
 
 
+def scenario_texel(mgr):
+    """texel.comp over a device (f), a host (i) and a storage tensor (u, filled by a copy)."""
+    f_values, i_values, u_values = texel_inputs()
+    f = mgr.tensor_t(f_values)
+    i = mgr.tensor_t(i_values, kp.TensorTypes.host)
+    u_source = mgr.tensor_t(u_values)
+    u = mgr.tensor_t(np.zeros_like(u_values), kp.TensorTypes.storage)
+    result = mgr.tensor_t(np.zeros(4 * TEXELS + 1, np.float32))
+    algo = mgr.algorithm([f, result, i, u], SPIRV["texel"], [TEXELS, 1, 1], EMPTY, EMPTY)
+    seq = mgr.sequence()
+    seq.record(kp.OpTensorSyncDevice([f, u_source]))
+    seq.record(barrier([u_source], "transfer_write", "transfer_read", "transfer", "transfer"))
+    seq.record(kp.OpTensorCopy([u_source, u]))
+    seq.record(barrier([f, u], "transfer_write", "shader_read", "transfer", "compute_shader"))
+    seq.record(kp.OpAlgoDispatch(algo))
+    seq.record(barrier([result], "shader_write", "transfer_read", "compute_shader", "transfer"))
+    seq.record(kp.OpTensorSyncLocal([result]))
+    seq.eval()
+    return {"result": result.data().tolist()}
+
+
 def scenario_timestamps(mgr):
     """A timestamped sequence evaluated twice: every submission rewrites the queries."""
     runs, b = timestamped_runs(mgr, SPIRV["double"])
@@ -104,6 +126,7 @@ SCENARIOS = {
     "raw_with_barrier": lambda mgr: scenario_raw(mgr, True),
     "raw_without_barrier": lambda mgr: scenario_raw(mgr, False),
     "storage_copy": scenario_storage_copy,
+    "texel": scenario_texel,
     "timestamps": scenario_timestamps,
     "fences": scenario_fences,
 }

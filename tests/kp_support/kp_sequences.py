@@ -51,3 +51,15 @@ def raw_after_write(mgr, double_spv: bytes, triple_spv: bytes, barrier=None):
     seq.record(kp.OpTensorSyncLocal([c]))
     seq.eval()
     return c.data().copy()
+
+
+TEXELS = 5
+
+
+def texel_inputs():
+    """f: float, TEXELS whole texels and a 3-value tail no view reaches; i: int; u: uint (small
+    integers, so every sum is exact)."""
+    rng = np.random.default_rng(8)
+    return (rng.integers(-50, 50, 4 * TEXELS + 3).astype(np.float32),
+            rng.integers(-50, 50, 4 * TEXELS).astype(np.int32),
+            rng.integers(0, 50, 4 * TEXELS).astype(np.uint32))

@@ -20,6 +20,9 @@ TILES = [TILE, FEW_ROWS_TILE, {"TM": 32, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM":
          {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8}, {"TM": 16, "NC": 4, "WG_X": 8, "SHARE": 8},
          {"TM": 8, "NC": 1, "WG_X": 32, "SHARE": 8}]
 
+# Marks the texel-read variant of a shader in the tuning cache's keys.
+TEXEL_SUFFIX = " (texel reads)"
+
 # Which kernel gemm dispatches use: "auto" (the shuffle core on CPU devices, where it was
 # measured; GPUs keep the scalar core until the tuning issue measures them), "shuffle", "scalar".
 KERNEL = "auto"
@@ -47,8 +50,13 @@ def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
         # The k loop over quads, plus headroom for the core's short fixed loops should the compiler keep any.
         device.check_loop(k // 4 + 4 * (tile["TM"] * tile["NC"] + 8), f"{shader} (reduction length {k})")
 
+    # Inputs read as texel buffers where the device prefers it and every buffer fits (vec4_input.glsl).
+    texel = device.prefers_texel_reads and all(device.texel_fits(b) for b in buffers.values())
+
     def build(tile):
-        program = device.program(shader, tile)
+        program = device.program(shader, dict(tile, TEXEL_READS=int(texel)))
         groups = (-(-n // columns(tile)), -(-m // tile["TM"]))
         return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
-    return build(tuning.planned_tile(check, device, shader, (m, n, k), TILES, tile or TILE, build))
+    # Texel and storage-buffer reads are tuned apart: their costs differ.
+    tuned_as = shader + (TEXEL_SUFFIX if texel else "")
+    return build(tuning.planned_tile(check, device, tuned_as, (m, n, k), TILES, tile or TILE, build))
