@@ -124,6 +124,13 @@ class Device:
         whole quad, at most maxTexelBufferElements of them)."""
         return 1 <= buffer.size // 4 <= self.properties["max_texel_buffer_elements"]
 
+    def read_defines(self, buffers) -> dict:
+        """The -D define choosing how a shader with common/vec4_input.glsl reads its vec4 inputs in
+        a dispatch over `buffers`: texel buffers where the device prefers them and every buffer fits
+        one, else storage buffers."""
+        texel = self.prefers_texel_reads and all(self.texel_fits(b) for b in buffers)
+        return {"TEXEL_READS": int(texel)}
+
     @classmethod
     def default(cls) -> "Device":
         """One shared device per process, created on first use."""
@@ -153,9 +160,10 @@ class Device:
 
     @property
     def placeholder(self) -> Buffer:
-        """A 1-float buffer bound where a shader's optional input is switched off (never read)."""
+        """A 4-float buffer bound where a shader's optional input is switched off (never read); one
+        quad, so it may stand in for a texel binding too."""
         if self._placeholder is None:
-            self._placeholder = self.buffer("placeholder", (1,))
+            self._placeholder = self.buffer("placeholder", (4,))
         return self._placeholder
 
     def write(self, buffer: Buffer, values: np.ndarray) -> None:

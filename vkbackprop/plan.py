@@ -27,7 +27,8 @@ MAX_STAT_PARTS = 64
 
 
 def stats_per_dispatch(program) -> int:
-    """Buffers one guard/sum_squares.comp dispatch sums: its values<j> bindings."""
+    """Buffers one guard/sum_squares.comp dispatch sums: its values<j> bindings (each also bound as
+    quads<j>)."""
     return sum(b.name.startswith("values") for b in program.bindings)
 
 
@@ -235,17 +236,18 @@ class StepPlan:
         """Dispatches putting, for each buffer b (in order) and part k, the sum of b^2 (square) or of
         b over its k-th of `parts` contiguous chunks into grad_stats[slot + b * parts + k]: a
         workgroup each, fixed order, as many buffers per dispatch as the shader has values<j>."""
-        program = device.program("guard/sum_squares.comp")
-        size = program.local_size[0]
-        per_dispatch = stats_per_dispatch(program)
+        per_dispatch = stats_per_dispatch(device.program("guard/sum_squares.comp"))
         work = []
         for first in range(0, len(buffers), per_dispatch):
             group = buffers[first:first + per_dispatch]
+            program = device.program("guard/sum_squares.comp", device.read_defines(group + [device.placeholder]))
+            size = program.local_size[0]
             for b in group:
-                device.check_loop(-(-b.size // (parts * size)) + 1 + size.bit_length(),
+                device.check_loop(-(-b.size // (4 * parts * size)) + 1 + size.bit_length(),
                                   f"guard/sum_squares.comp over {b.name} ({b.size} elements)")
             bound = {f"values{j}": group[j] if j < len(group) else device.placeholder
                      for j in range(per_dispatch)}
+            bound.update({f"quads{j}": b for j, b in enumerate(bound.values())})
             numel = {f"NUMEL{j}": b.size for j, b in enumerate(group)}
             what = "sum_squares" if square else "check"
             work.append(device.dispatch(

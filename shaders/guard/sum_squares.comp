@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // Partial sums for the gradient statistics of up to 8 buffers at once (like PyTorch's foreach
 // kernels: one dispatch instead of one per parameter). Workgroup (part, j) sums values<j>[i]^2 (a
 // parameter's gradient, for the global norm) or, with SQUARE false, values<j>[i] (a loss, checked
@@ -7,6 +8,8 @@
 // grad_stats[SLOT + j * PARTS + part]. Each is a fixed-order reduction (deterministic); the guard
 // adds the parts in order. Several parts let a large gradient use every core (on lavapipe one
 // workgroup runs on one CPU thread). Unused bindings get NUMEL<j> = 0.
+// The parts split values<j>'s whole quads, read as vec4 through quads<j> (the same buffer,
+// common/vec4_input.glsl); the last part also takes the 0-3 tail values after them.
 
 layout(constant_id = 0) const uint SLOT = 0;
 layout(constant_id = 1) const bool SQUARE = true;
@@ -29,20 +32,30 @@ layout(set = 0, binding = 5) readonly buffer Values4 { float values4[]; };
 layout(set = 0, binding = 6) readonly buffer Values5 { float values5[]; };
 layout(set = 0, binding = 7) readonly buffer Values6 { float values6[]; };
 layout(set = 0, binding = 8) readonly buffer Values7 { float values7[]; };
+VEC4_INPUT(9, Quads0, quads0);
+VEC4_INPUT(10, Quads1, quads1);
+VEC4_INPUT(11, Quads2, quads2);
+VEC4_INPUT(12, Quads3, quads3);
+VEC4_INPUT(13, Quads4, quads4);
+VEC4_INPUT(14, Quads5, quads5);
+VEC4_INPUT(15, Quads6, quads6);
+VEC4_INPUT(16, Quads7, quads7);
 
 #define REDUCE_SIZE 64
 layout(local_size_x = REDUCE_SIZE) in;
 #include "../common/reduce.glsl"
 
 // This invocation's share of chunk `part` of VALUES (NUMEL elements), added to `partial`.
-#define ADD_PART(VALUES, NUMEL)                                                          \
-    {                                                                                     \
-        const uint chunk = (NUMEL + PARTS - 1) / PARTS;                                   \
-        const uint end = min((part + 1) * chunk, NUMEL);                                  \
-        for (uint i = part * chunk + gl_LocalInvocationIndex; i < end; i += REDUCE_SIZE) { \
-            const float v = VALUES[i];                                                    \
-            partial += SQUARE ? v * v : v;                                                \
-        }                                                                                 \
+float contribution(const vec4 v) { return SQUARE ? dot(v, v) : v.x + v.y + v.z + v.w; }
+
+#define ADD_PART(VALUES, QUADS, NUMEL)                                                       \
+    {                                                                                          \
+        const uint chunk = (NUMEL / 4 + PARTS - 1) / PARTS;                                    \
+        const uint end = min((part + 1) * chunk, NUMEL / 4);                                   \
+        for (uint q = part * chunk + gl_LocalInvocationIndex; q < end; q += REDUCE_SIZE)        \
+            partial += contribution(LOAD4(QUADS, q));                                          \
+        const uint tail = NUMEL / 4 * 4 + gl_LocalInvocationIndex;                              \
+        if (part == PARTS - 1 && tail < NUMEL) partial += contribution(vec4(VALUES[tail], 0, 0, 0)); \
     }
 
 void main() {
@@ -50,14 +63,14 @@ void main() {
     const uint j = gl_WorkGroupID.y;   // uniform in the workgroup: one branch runs its loop
     float partial = 0.0;
     switch (j) {
-        case 0: ADD_PART(values0, NUMEL0) break;
-        case 1: ADD_PART(values1, NUMEL1) break;
-        case 2: ADD_PART(values2, NUMEL2) break;
-        case 3: ADD_PART(values3, NUMEL3) break;
-        case 4: ADD_PART(values4, NUMEL4) break;
-        case 5: ADD_PART(values5, NUMEL5) break;
-        case 6: ADD_PART(values6, NUMEL6) break;
-        case 7: ADD_PART(values7, NUMEL7) break;
+        case 0: ADD_PART(values0, quads0, NUMEL0) break;
+        case 1: ADD_PART(values1, quads1, NUMEL1) break;
+        case 2: ADD_PART(values2, quads2, NUMEL2) break;
+        case 3: ADD_PART(values3, quads3, NUMEL3) break;
+        case 4: ADD_PART(values4, quads4, NUMEL4) break;
+        case 5: ADD_PART(values5, quads5, NUMEL5) break;
+        case 6: ADD_PART(values6, quads6, NUMEL6) break;
+        case 7: ADD_PART(values7, quads7, NUMEL7) break;
     }
     const float total = workgroup_sum(partial);
     if (gl_LocalInvocationIndex == 0) grad_stats[SLOT + j * PARTS + part] = total;

@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // SGD without momentum, like torch.optim.SGD: g = grad + weight_decay * param; param -= lr * g.
 // The hyper-parameters are read from a small device buffer written with each batch, so changing
 // them never re-records the step. With weight_decay 0, g is grad exactly.
@@ -11,7 +12,7 @@ layout(set = 0, binding = 0) readonly buffer Hyper { float hyper[]; };  // [lr, 
 layout(set = 0, binding = 1) readonly buffer Grad { float grad[]; };
 layout(set = 0, binding = 2) buffer Param { float param[]; };
 layout(set = 0, binding = 3) readonly buffer Guard { float guard[]; };  // [clip coef, total norm, bad, first bad + 1] (guard/guard.comp)
-layout(set = 0, binding = 4) readonly buffer Grad4 { vec4 grad4[]; };   // grad and param as whole quads
+VEC4_INPUT(4, Grad4, grad4);   // grad and param as whole quads
 layout(set = 0, binding = 5) buffer Param4 { vec4 param4[]; };
 
 layout(local_size_x = 64) in;
@@ -29,7 +30,7 @@ void main() {
     const uint stride = grid_invocations();
     uint q = flat_index();
     for (; q < QUADS; q += stride) {
-        param4[q] = sgd(param4[q], grad4[q], lr, weight_decay, coef);
+        param4[q] = sgd(param4[q], LOAD4(grad4, q), lr, weight_decay, coef);
     }
     if (q == QUADS) for (uint i = 4 * q; i < NUMEL; ++i) {   // the tail
         param[i] = sgd(vec4(param[i]), vec4(grad[i]), lr, weight_decay, coef).x;

@@ -50,13 +50,12 @@ def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
         # The k loop over quads, plus headroom for the core's short fixed loops should the compiler keep any.
         device.check_loop(k // 4 + 4 * (tile["TM"] * tile["NC"] + 8), f"{shader} (reduction length {k})")
 
-    # Inputs read as texel buffers where the device prefers it and every buffer fits (vec4_input.glsl).
-    texel = device.prefers_texel_reads and all(device.texel_fits(b) for b in buffers.values())
+    reads = device.read_defines(buffers.values())   # texel or storage buffers (common/vec4_input.glsl)
 
     def build(tile):
-        program = device.program(shader, dict(tile, TEXEL_READS=int(texel)))
+        program = device.program(shader, dict(tile, **reads))
         groups = (-(-n // columns(tile)), -(-m // tile["TM"]))
         return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
     # Texel and storage-buffer reads are tuned apart: their costs differ.
-    tuned_as = shader + (TEXEL_SUFFIX if texel else "")
+    tuned_as = shader + (TEXEL_SUFFIX if reads["TEXEL_READS"] else "")
     return build(tuning.planned_tile(check, device, tuned_as, (m, n, k), TILES, tile or TILE, build))

@@ -102,11 +102,12 @@ class Linear(Module):
         dyt = device.buffer(f"{io.dy.name}.T", (self.out, io.batch))
         blocks = self.out % 4 == 0
         shader = "linear/transpose_dy.comp" if blocks else "linear/transpose_dy_scalar.comp"
-        program = device.program(shader)
+        buffers = {"dy": io.dy, "dyt": dyt, "dbias": io.grads["bias"] if self.bias else device.placeholder}
+        program = device.program(shader, device.read_defines(buffers.values()))
         device.check_loop((io.batch // 4 if blocks else io.batch) + 1, f"{shader} (batch {io.batch})")
         per_invocation = 4 if blocks else 1
         transpose = device.dispatch(
-            program, {"dy": io.dy, "dyt": dyt, "dbias": io.grads["bias"] if self.bias else device.placeholder},
+            program, buffers,
             (-(-self.out // (per_invocation * program.local_size[0])), 1, 1),
             dict(B=io.batch, N=self.out, HAS_BIAS=self.bias))
         weight = self._gemm(io, "backward_weight", {"dyt": dyt, "x": io.x, "dweight": io.grads["weight"]},
