@@ -1,7 +1,8 @@
-"""A Linear whose output only a ReLU reads stores max(., 0) itself (plan.py `_fusions`): the ReLU's
-forward dispatch and its barrier go, and everything the trainer computes stays bit-identical to
-the unfused plan (the oracle here: the same plan with fusion turned off), which the other tests
-already compare with PyTorch."""
+"""A Linear whose output only a ReLU reads stores max(., 0) itself (plan.py `_fusions`), and a
+Linear whose input only it reads, the output of the ReLU right before it, applies that ReLU's
+backward to the dx it stores (`_backward_fusions`): the ReLU's dispatches and their barriers go,
+and everything the trainer computes stays bit-identical to the unfused plan (the oracle here: the
+same plan with fusion turned off), which the other tests already compare with PyTorch."""
 
 import numpy as np
 import pytest
@@ -17,11 +18,15 @@ def forward_names(plan):
     return [w.name for k, w in plan.predict.log if k == "dispatch"]
 
 
-def run(model_fn, batch, steps, rng_seed, device, monkeypatch, fuse: bool, optimizer=None):
-    """Losses, gradients, parameters and predictions after `steps` SGD steps, with or without fusion."""
+def run(model_fn, batch, steps, rng_seed, device, monkeypatch, fuse: bool, optimizer=None, backward=None):
+    """Losses, gradients, parameters and predictions after `steps` SGD steps, with or without fusion
+    (`backward`: the backward fusions alone on, True, or off, False; None: as `fuse`)."""
+    backward = fuse if backward is None else backward
     with monkeypatch.context() as patch:
         if not fuse:
             patch.setattr(StepPlan, "_fusions", lambda self, model: {})
+        if not backward:
+            patch.setattr(StepPlan, "_backward_fusions", lambda self, model: {})
         vb.manual_seed(0)
         model = model_fn()
         trainer = vb.Trainer(model, vb.CrossEntropyLoss(), optimizer or vb.SGD(lr=0.1, momentum=0.9), batch,
@@ -37,12 +42,7 @@ def run(model_fn, batch, steps, rng_seed, device, monkeypatch, fuse: bool, optim
     return trainer, losses, trainer.gradients(), model.state_dict(), trainer.predict(x)
 
 
-@pytest.mark.parametrize("kernel", ["auto", "scalar"])   # auto: the vec4 core on lavapipe (both orientations)
-@pytest.mark.parametrize("sizes,batch", [((12, 16, 16, 5), 8), ((7, 9, 3), 5), ((784, 256, 256, 10), 16)])
-def test_fused_plan_is_bit_identical_and_drops_the_relu_forwards(device, monkeypatch, sizes, batch, kernel):
-    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
-    fused = run(lambda: mlp(sizes), batch, 3, 1, device, monkeypatch, fuse=True)
-    plain = run(lambda: mlp(sizes), batch, 3, 1, device, monkeypatch, fuse=False)
+def assert_identical(fused, plain):
     assert fused[1] == plain[1]
     for a, b in zip(fused[2:4], plain[2:4]):
         assert a.keys() == b.keys()
@@ -50,17 +50,43 @@ def test_fused_plan_is_bit_identical_and_drops_the_relu_forwards(device, monkeyp
             assert np.array_equal(a[k], b[k]), k
     assert np.array_equal(fused[4], plain[4])
 
+
+@pytest.mark.parametrize("texel_reads", ["0", "1"])   # 1: the vec4 core reads texel buffers (lavapipe's default)
+@pytest.mark.parametrize("kernel", ["auto", "scalar"])   # auto: the vec4 core on lavapipe (both orientations)
+@pytest.mark.parametrize("sizes,batch", [((12, 16, 16, 5), 8), ((7, 9, 3), 5), ((784, 256, 256, 10), 16),
+                                         ((8, 12, 13, 6), 4)])
+def test_fused_plan_is_bit_identical_and_drops_the_relu_dispatches(device, monkeypatch, sizes, batch, kernel,
+                                                                   texel_reads):
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
+    fused = run(lambda: mlp(sizes), batch, 3, 1, device, monkeypatch, fuse=True)
+    plain = run(lambda: mlp(sizes), batch, 3, 1, device, monkeypatch, fuse=False)
+    assert_identical(fused, plain)
+
     hidden = len(sizes) - 2
     names = forward_names(fused[0].plan)
     assert not any("relu/forward" in n for n in names) and len(names) == len(sizes) - 1
     assert sum("relu/forward" in n for n in forward_names(plain[0].plan)) == hidden
     train = [w.name for k, w in fused[0].plan.train.log if k == "dispatch"]
-    assert sum("relu/backward" in n for n in train) == hidden      # backward is unchanged
+    assert not any("relu/" in n for n in train)
+    assert sum("relu/backward" in n for n in [w.name for k, w in plain[0].plan.train.log if k == "dispatch"]) == hidden
     for plan in (fused[0].plan.train, fused[0].plan.predict):
         check_barriers_exact(plan.log)
     # Each hidden Linear's forward writes its ReLU's output buffer directly.
     first = next(w for k, w in fused[0].plan.train.log if k == "dispatch")
     assert [b.name for b in first.writes] == ["1.output"]
+
+
+@pytest.mark.parametrize("kernel", ["auto", "scalar"])
+def test_backward_fusion_alone_is_bit_identical(device, monkeypatch, kernel):
+    # The ReLU forwards stay; each hidden ReLU's backward is its next Linear's dx epilogue.
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
+    sizes = (12, 16, 20, 5)
+    backward_only = run(lambda: mlp(sizes), 8, 3, 3, device, monkeypatch, fuse=False, backward=True)
+    assert_identical(backward_only, run(lambda: mlp(sizes), 8, 3, 3, device, monkeypatch, fuse=False))
+    train = [w.name for k, w in backward_only[0].plan.train.log if k == "dispatch"]
+    assert sum("relu/forward" in n for n in train) == 2 and not any("relu/backward" in n for n in train)
+    check_barriers_exact(backward_only[0].plan.train.log)
 
 
 def test_not_fused_where_the_linear_output_has_another_reader(device, monkeypatch):
@@ -90,3 +116,39 @@ def test_not_fused_where_the_linear_output_has_another_reader(device, monkeypatc
     for call in model.calls:
         plan._root[id(call.output)] = call.output
     assert plan._fusions(model) == {}
+
+
+def test_backward_not_fused_where_the_relu_output_has_another_reader_or_the_relu_is_not_next(device, monkeypatch):
+    """r = ReLU(h) feeds the Linear and an Add; a model output; a Linear after an unrelated call."""
+    def two_readers():
+        x = vb.Input(6)
+        r = vb.ReLU()(vb.Linear(6, 8)(x))
+        return vb.Model(x, vb.Linear(8, 3)(vb.Add()(vb.Linear(8, 8)(r), r)))
+
+    def output():
+        x = vb.Input(6)
+        r = vb.ReLU()(vb.Linear(6, 8)(x))
+        return vb.Model(x, [vb.Linear(8, 3)(r), r])
+
+    def not_next():
+        # Model orders calls depth first, so a sole reader comes right after its producer; this
+        # other valid order puts an unrelated call in between.
+        x = vb.Input(6)
+        r = vb.ReLU()(vb.Linear(6, 8)(x))
+        other = vb.Linear(6, 3)(x)
+        model = vb.Model(x, vb.Add()(vb.Linear(8, 3)(r), other))
+        assert [type(c.layer).__name__ for c in model.calls] == ["Linear", "Linear", "ReLU", "Linear", "Add"]
+        model.calls = [model.calls[i] for i in (1, 2, 0, 3, 4)]
+        return model
+
+    fused = run(two_readers, 4, 2, 2, device, monkeypatch, fuse=True)
+    assert any("relu/backward" in w.name for k, w in fused[0].plan.train.log if k == "dispatch")
+    assert_identical(fused, run(two_readers, 4, 2, 2, device, monkeypatch, fuse=False))
+    plan = StepPlan.__new__(StepPlan)
+    for model in (output(), not_next()):
+        plan._root = {id(v): v for v in model.inputs}
+        for call in model.calls:
+            plan._root[id(call.output)] = call.output
+        assert plan._backward_fusions(model) == {}
+    model.calls = [model.calls[i] for i in (2, 0, 1, 3, 4)]   # the depth-first order again: fused
+    assert list(plan._backward_fusions(model).values()) == [model.calls[2]]

@@ -150,11 +150,17 @@ class StepPlan:
                 eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={}, saved={})
                 work = [_named(d, self.labels[call]) for d in call.layer.forward(eval_io)]
             inference += work
+        fused_back = self._backward_fusions(model)   # consumer call -> the activation whose backward it applies
+        absorbed_back = set(fused_back.values())
         for call in reversed(model.calls):
-            if getattr(call.layer, "is_view", False):
-                continue     # its output gradient already is its input's gradient
+            if getattr(call.layer, "is_view", False) or call in absorbed_back:
+                continue     # a view's output gradient already is its input's; an absorbed call's backward ran
             io, adds = ios[call], []
-            for i, v in enumerate(call.inputs):
+            inputs = call.inputs
+            if call in fused_back:   # dx is the activation's input gradient
+                io = dataclasses.replace(io, dx_epilogue=fused_back[call].layer.fusible_as)
+                inputs = fused_back[call].inputs
+            for i, v in enumerate(inputs):
                 r = root[id(v)]
                 if r.call is not None:   # model inputs need no gradient
                     io.dxs[i], add = router.target(id(r), grads[id(r)])
@@ -171,12 +177,7 @@ class StepPlan:
         (no other layer, view or model output) and neither call behaves differently in eval mode:
         its own buffer is then never written, and backward is unchanged (ReLU's needs only its
         output; Linear's reads its input, not its output). The result is bit-identical."""
-        readers = {}
-        for call in model.calls:
-            for v in call.inputs:
-                readers.setdefault(id(self._root[id(v)]), []).append(call)
-        for v in model.outputs:
-            readers.setdefault(id(self._root[id(v)]), []).append(None)
+        readers = self._readers(model)
         fused = {}
         for call in model.calls:
             users = readers.get(id(call.output), [])
@@ -189,6 +190,31 @@ class StepPlan:
                     and not (call.layer.differs_in_eval or user.layer.differs_in_eval)):
                 fused[call] = user
         return fused
+
+    def _backward_fusions(self, model) -> dict:
+        """Calls whose backward can also do the previous call's (a ReLU before a Linear: its mask
+        is the Linear's input, the ReLU's output): {consumer call: activation call}. Only where the
+        activation's output is read by nothing else, so its gradient comes from the consumer alone,
+        and the activation comes right before the consumer, so the gradient of the activation's
+        input still gets its contributions in the same order. The result is bit-identical."""
+        readers = self._readers(model)
+        fused = {}
+        for before, call in zip(model.calls, model.calls[1:]):
+            if (before.layer.fusible_as in call.layer.dx_epilogues and call.inputs == (before.output,)
+                    and len(before.inputs) == 1 and readers.get(id(before.output)) == [call]
+                    and self._root[id(before.output)] is before.output and before not in fused):
+                fused[call] = before
+        return fused
+
+    def _readers(self, model) -> dict:
+        """id(root value) -> the calls reading it, None for a model output."""
+        readers = {}
+        for call in model.calls:
+            for v in call.inputs:
+                readers.setdefault(id(self._root[id(v)]), []).append(call)
+        for v in model.outputs:
+            readers.setdefault(id(self._root[id(v)]), []).append(None)
+        return readers
 
     def _plan_guard(self, clip_grad_norm) -> None:
         """The guard between backward and the updates: per parameter its gradient's sum of squares

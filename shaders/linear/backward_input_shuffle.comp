@@ -11,10 +11,12 @@ layout(constant_id = 2) const uint K = 1;  // out_features
 VEC4_INPUT(0, DY, dy);
 VEC4_INPUT(1, Weight, weight);
 layout(set = 0, binding = 2) writeonly buffer DX { vec4 dx[]; };  // N % 4 == 0: whole vec4 rows
+VEC4_INPUT(3, X, x);   // this layer's input [M][N]: read by a fused ReLU backward only
 
 #define B_N_CONTIGUOUS 1
 #define A4(i) LOAD4(dy, i)
 #define B4(i) LOAD4(weight, i)
-#define STORE(m, n, v) dx[((m) * N + (n)) / 4][(n) % 4] = (v)
-#define STORE4(m, n, v) dx[((m) * N + (n)) / 4] = (v)
+#include "dx_epilogue.glsl"
+#define STORE(m, n, v) dx[((m) * N + (n)) / 4][(n) % 4] = RELU_MASKED(v, LOAD4(x, ((m) * N + (n)) / 4)[(n) % 4])
+#define STORE4(m, n, v) dx[((m) * N + (n)) / 4] = RELU_MASKED4(v, LOAD4(x, ((m) * N + (n)) / 4))
 #include "../common/gemm_shuffle.glsl"

@@ -34,6 +34,9 @@ class LayerIO:
     saved: dict = field(default_factory=dict)    # scratch a layer's forward makes for its backward (argmax)
     epilogue: str | None = None    # forward only: an activation to apply before storing y (plan.py fused
                                    # the next layer in; y is then that layer's output)
+    dx_epilogue: str | None = None  # backward only: the backward of the activation whose output x is, to
+                                    # apply before storing dx (plan.py fused the previous layer in; dx is
+                                    # then that layer's input gradient)
 
     def __post_init__(self):
         if self.dxs is None:
@@ -66,7 +69,9 @@ class Module:
     differs_in_eval = False          # True if forward depends on io.training (dropout, batch norm)
     keeps_shape = False              # True if the output has its (first) input's per-sample shape
     epilogues: tuple = ()            # activations (their `fusible_as`) forward can apply to its output
-    fusible_as: str | None = None    # an activation a preceding layer may apply for this one (plan.py)
+    dx_epilogues: tuple = ()         # activations (their `fusible_as`) whose backward backward can apply
+                                     # to dx, the activation having produced this layer's input
+    fusible_as: str | None = None    # an activation a neighbouring layer may apply for this one (plan.py)
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Initial host values of the parameters, PyTorch names and shapes."""

@@ -54,6 +54,8 @@ class Linear(Module):
 
     # A following ReLU can be applied as the forward GEMM's epilogue (one dispatch and barrier less).
     epilogues = ("relu",)
+    # A preceding ReLU's backward can be applied as the input-gradient GEMM's epilogue (same saving).
+    dx_epilogues = ("relu",)
 
     def forward(self, io: LayerIO) -> list:
         bias = io.params["bias"] if self.bias else io.device.placeholder
@@ -77,8 +79,9 @@ class Linear(Module):
         dx = []
         if io.dx is not None:
             # dx = dy W: A = dy is [batch][out], B = W is [out][in].
-            dx = [self._gemm(io, "backward_input", {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
-                             io.batch, self.in_features, self.out, True, True)]
+            dx = [self._gemm(io, "backward_input", {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx, "x": io.x},
+                             io.batch, self.in_features, self.out, True, True,
+                             {"RELU_BACKWARD": io.dx_epilogue == "relu"})]
         # dW = dy^T x over the batch: A = dy^T, B = x is [batch][in].
         if gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True):
             transpose, weight = self._transposed_weight_gradient(io)
