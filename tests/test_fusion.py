@@ -141,6 +141,13 @@ def test_backward_not_fused_where_the_relu_output_has_another_reader_or_the_relu
         model.calls = [model.calls[i] for i in (1, 2, 0, 3, 4)]
         return model
 
+    class OwnBackwardReLU(vb.ReLU):   # a user's ReLU with its own backward: never done by the Linear
+        def backward(self, io):
+            return super().backward(io)
+
+    own = run(lambda: vb.Sequential(vb.Linear(6, 8), OwnBackwardReLU(), vb.Linear(8, 3)), 4, 1, 2, device,
+              monkeypatch, fuse=True)
+    assert sum("relu/" in w.name for k, w in own[0].plan.train.log if k == "dispatch") == 2
     fused = run(two_readers, 4, 2, 2, device, monkeypatch, fuse=True)
     assert any("relu/backward" in w.name for k, w in fused[0].plan.train.log if k == "dispatch")
     assert_identical(fused, run(two_readers, 4, 2, 2, device, monkeypatch, fuse=False))

@@ -64,7 +64,15 @@ class ReLU(Activation):
     """y = max(x, 0); backward uses the saved output (y > 0 exactly where x > 0). A Linear before
     it may store max(., 0) itself (plan.py fuses the pair): backward needs only y either way."""
     forward_shader, backward_shader, saves = "relu/forward.comp", "relu/backward.comp", "y"
-    fusible_as = "relu"
+
+    @property
+    def fusible_as(self) -> str | None:
+        """"relu" (neighbouring Linears may do this layer's work, plan.py), unless a subclass brings
+        its own forward or backward: fused, those would silently not run."""
+        cls = type(self)
+        own = (cls.forward is ReLU.forward and cls.backward is ReLU.backward
+               and (cls.forward_shader, cls.backward_shader) == (ReLU.forward_shader, ReLU.backward_shader))
+        return "relu" if own else None
 
 
 class LeakyReLU(Activation):
