@@ -224,8 +224,9 @@ def test_init_sequence_zeroes_whatever_the_state_holds(device):
 
 
 def test_state_adds_no_barrier_and_is_recorded_once(device):
-    """The train step of Adam has exactly SGD's barriers (state buffers are touched by one dispatch
-    each); the init sequence is fill dispatches only, one per state buffer, no barriers."""
+    """The train step of Adam has exactly SGD with momentum's barriers (both update one parameter
+    per dispatch; state buffers are touched by one dispatch each); the init sequence is fill
+    dispatches only, one per state buffer, no barriers."""
     def plan_of(optimizer):
         vb.manual_seed(0)
         model = vb.Sequential(vb.Linear(6, 16), vb.Tanh(), vb.Linear(16, 3))
@@ -234,9 +235,9 @@ def test_state_adds_no_barrier_and_is_recorded_once(device):
     def barriers(plan):
         return [tuple(b.name for b in what) for kind, what in plan.train.log if kind == "barrier"]
 
-    plain, adam_plan = plan_of(vb.SGD(lr=0.1)), plan_of(vb.Adam(amsgrad=True))
-    assert barriers(adam_plan) == barriers(plain)
-    assert [kind for kind, _ in plain.train.log] == [kind for kind, _ in adam_plan.train.log]
+    plain, momentum, adam_plan = plan_of(vb.SGD(lr=0.1)), plan_of(vb.SGD(lr=0.1, momentum=0.9)), plan_of(vb.Adam(amsgrad=True))
+    assert barriers(adam_plan) == barriers(momentum)
+    assert [kind for kind, _ in momentum.train.log] == [kind for kind, _ in adam_plan.train.log]
     state = {b for s in adam_plan.optimizer_state.values() for b in s.values()}
     assert len(state) == 4 * 3
     assert [kind for kind, _ in adam_plan.init.log] == ["dispatch"] * len(state)

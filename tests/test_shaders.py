@@ -47,7 +47,7 @@ def test_bindings_are_parsed_with_their_access():
     assert [c.name for c in program.constants] == ["M", "N", "K", "HAS_BIAS", "RELU"]
     sgd = compile_shader("sgd/update.comp")
     access = {b.name: (b.reads, b.writes) for b in sgd.bindings}
-    assert access["param"] == (True, True) and access["guard"] == (True, False)
+    assert access["param0"] == (True, True) and access["guard"] == (True, False)
 
 
 @pytest.fixture

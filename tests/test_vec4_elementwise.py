@@ -12,6 +12,7 @@ import torch
 import vkbackprop as vb
 from vkbackprop.layers.activation import elementwise
 from vkbackprop.optim import fill
+from vkbackprop.optim import sgd as sgd_module
 from vkbackprop.schedule import Recorder
 from oracles import adam, adamw, sgd
 
@@ -93,6 +94,35 @@ def test_optimizer_matches_torch(device, rng, config, n):
     run(device, ours.update(device, hyper, param, staged(device, "grad", values(rng, n)), state, guard))
     for b, old in zip((param, *state.values()), before):
         assert np.array_equal(device.read(b).view(np.uint32), old.view(np.uint32)), b.name
+
+
+@pytest.mark.parametrize("texel_reads", ["0", "1"])
+@pytest.mark.parametrize("max_groups", [None, 2])   # 2: most invocations loop over several quads
+def test_sgd_updates_several_parameters_per_dispatch_as_torch_does(device, rng, monkeypatch, texel_reads,
+                                                                  max_groups):
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
+    if max_groups:
+        monkeypatch.setattr(sgd_module, "MAX_GROUPS", max_groups)
+    ours, make_theirs = OPTIMIZERS["sgd-weight-decay"]()
+    sizes = SIZES[::-1] + [6, 8]   # 11 parameters: two dispatches
+    starts = [values(rng, n, np.array([100.0, -50.0, 25.0], np.float32)) for n in sizes]
+    params = [staged(device, f"param{i}", p) for i, p in enumerate(starts)]
+    theirs_params = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in starts]
+    theirs = make_theirs(theirs_params)
+    slots = sgd_module.foreach_slots(device.program("sgd/update.comp"))
+    for step in range(STEPS):
+        grads = [values(rng, n) for n in sizes]
+        guard = staged(device, "guard", np.array([1.0, 0, 0, 0], np.float32))
+        hyper = staged(device, "hyper", ours.hyper_values(step))
+        work = ours.updates(device, hyper, [(p, staged(device, f"grad{i}", g), {})
+                                            for i, (p, g) in enumerate(zip(params, grads))], guard)
+        assert len(work) == -(-len(sizes) // slots)
+        run(device, *work)
+        for theirs_param, g in zip(theirs_params, grads):
+            theirs_param.grad = torch.from_numpy(g)
+        theirs.step()
+    for i, (param, theirs_param) in enumerate(zip(params, theirs_params)):
+        assert_close(device.read(param), theirs_param.detach().numpy(), f"parameter {i} ({sizes[i]} values)")
 
 
 @pytest.mark.parametrize("n", SIZES)

@@ -55,7 +55,7 @@ class StepPlan:
     """Buffers and recorded sequences of one (model, losses, optimizer, batch size). The training
     step is built from parts a subclass may record differently (vkbackprop.distributed):
     `forward`, `backward` (the layers' and losses' dispatches, in order), `stats` + `guard_dispatch`
-    (gradient norm and NaN/Inf check) and `updates` (one optimizer dispatch per parameter)."""
+    (gradient norm and NaN/Inf check) and `updates` (the optimizer's dispatches)."""
 
     def __init__(self, device, model, losses: list, optimizer, batch: int, clip_grad_norm: float | None = None):
         self.device, self.batch = device, batch
@@ -63,9 +63,8 @@ class StepPlan:
         self._allocate_device(model, optimizer)
         self._route(model, losses)
         self._plan_guard(clip_grad_norm)
-        self.updates = [optimizer.update(device, self.hyper, param, self.param_grads[name],
-                                         self.optimizer_state[name], self.guard)
-                        for name, param in model._store.params.items()]
+        self.updates = optimizer.updates(device, self.hyper, [(param, self.param_grads[name], self.optimizer_state[name])
+                                                              for name, param in model._store.params.items()], self.guard)
         self.train = self._record_train()
         self.init = self._zero_optimizer_state()
         self.predict = Recorder(device)

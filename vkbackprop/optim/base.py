@@ -1,6 +1,7 @@
 """The optimizer interface, shared argument checks and the state-zeroing dispatch.
 
-An optimizer updates parameters on the GPU, one dispatch per parameter, recorded once into the
+An optimizer updates parameters on the GPU, one dispatch per parameter (SGD without momentum: up to 6
+per dispatch), recorded once into the
 training step. Everything that may change between steps (learning rate, its schedule, betas, weight
 decay, Adam's bias corrections, SGD's first-step flag) is folded on the host into a few float32
 values, `hyper_values(step)`, uploaded with every batch into the plan's `hyper` buffer; so changing
@@ -45,6 +46,11 @@ class Optimizer:
         total norm, bad, first bad parameter + 1] (shaders/guard/guard.comp): the shader uses
         `grad * coef` and, when bad is set, writes nothing (neither the parameter nor the state)."""
         raise NotImplementedError
+
+    def updates(self, device, hyper, items: list, guard) -> list:
+        """The dispatches updating every (param, grad, state) of `items`, as `update` does each; an
+        optimizer with a multi-parameter (foreach) shader overrides this to update several per dispatch."""
+        return [self.update(device, hyper, param, grad, state, guard) for param, grad, state in items]
 
     @property
     def weight_decay(self) -> float:

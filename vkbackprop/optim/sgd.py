@@ -1,10 +1,13 @@
-"""Stochastic gradient descent on the GPU, like torch.optim.SGD (single-tensor, foreach=False)."""
+"""Stochastic gradient descent on the GPU, like torch.optim.SGD. Without momentum, one dispatch
+updates up to 6 parameters (like torch's foreach kernels; the same values as one by one)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from ..layers.activation import elementwise
+from ..layers.activation import QUADS_PER_INVOCATION, elementwise
 from .base import Optimizer, check_bool, check_number
 
 
@@ -61,10 +64,45 @@ class SGD(Optimizer):
         return {"momentum_buffer": tuple(param_shape)} if self.momentum > 0 else {}
 
     def update(self, device, hyper, param, grad, state: dict, guard):
-        buffers = {"hyper": hyper, "grad": grad, "param": param, "guard": guard}
+        if self.momentum == 0:
+            return self.updates(device, hyper, [(param, grad, state)], guard)[0]
+        buffers = {"hyper": hyper, "grad": grad, "param": param, "guard": guard,
+                   "momentum_buffer": state["momentum_buffer"]}
+        return elementwise(device, "sgd/momentum.comp", buffers, param.size, {"NESTEROV": self.nesterov},
+                           name=f"sgd {param.name}")
+
+    def updates(self, device, hyper, items: list, guard) -> list:
         if self.momentum > 0:
-            shader, constants = "sgd/momentum.comp", {"NESTEROV": self.nesterov}
-            buffers["momentum_buffer"] = state["momentum_buffer"]
-        else:
-            shader, constants = "sgd/update.comp", {}
-        return elementwise(device, shader, buffers, param.size, constants, name=f"sgd {param.name}")
+            return super().updates(device, hyper, items, guard)
+        slots = foreach_slots(device.program("sgd/update.comp"))
+        return [_foreach_update(device, hyper, guard, [(param, grad) for param, grad, _ in items[i:i + slots]], slots)
+                for i in range(0, len(items), slots)]
+
+
+def foreach_slots(program) -> int:
+    """Parameters one dispatch of a foreach update shader takes: its param<j> bindings."""
+    return sum(re.fullmatch(r"param\d+", b.name) is not None for b in program.bindings)
+
+
+def _foreach_update(device, hyper, guard, pairs: list, slots: int):
+    """One dispatch of sgd/update.comp over up to `slots` (param, grad) pairs: parameter j gets
+    GROUPS<j> consecutive workgroups, sized like `elementwise`'s grid (QUADS_PER_INVOCATION quads
+    per invocation). Unused slots are bound to the placeholder and given no workgroups."""
+    local = device.program("sgd/update.comp").local_size[0]
+    buffers, constants, groups = {"hyper": hyper, "guard": guard}, {}, 0
+    for j in range(slots):
+        param, grad = pairs[j] if j < len(pairs) else (device.placeholder, device.placeholder)
+        buffers.update({f"param{j}": param, f"param{j}_quads": param, f"grad{j}": grad, f"grad{j}_quads": grad})
+        if j < len(pairs):
+            count = min(max(1, -(-param.size // (4 * QUADS_PER_INVOCATION * local))), MAX_GROUPS)
+            device.check_loop(-(-param.size // (4 * count * local)) + 4, f"sgd/update.comp over {param.name}")
+            constants.update({f"NUMEL{j}": param.size, f"GROUPS{j}": count})
+            groups += count
+    program = device.program("sgd/update.comp", device.read_defines(buffers.values()))
+    return device.dispatch(program, buffers, (groups, 1, 1), constants,
+                           name=f"sgd {', '.join(param.name for param, _ in pairs)}")
+
+
+# Workgroups per parameter at most (their invocations loop over the rest): the grid's x count stays
+# below Vulkan's guaranteed 65,535 for every slot together.
+MAX_GROUPS = 8192
