@@ -96,11 +96,8 @@ def test_optimizer_matches_torch(device, rng, config, n):
         assert np.array_equal(device.read(b).view(np.uint32), old.view(np.uint32)), b.name
 
 
-@pytest.mark.parametrize("texel_reads", ["0", "1"])
 @pytest.mark.parametrize("max_groups", [None, 2])   # 2: most invocations loop over several quads
-def test_sgd_updates_several_parameters_per_dispatch_as_torch_does(device, rng, monkeypatch, texel_reads,
-                                                                  max_groups):
-    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
+def test_sgd_updates_several_parameters_per_dispatch_as_torch_does(device, rng, monkeypatch, max_groups):
     if max_groups:
         monkeypatch.setattr(sgd_module, "MAX_GROUPS", max_groups)
     ours, make_theirs = OPTIMIZERS["sgd-weight-decay"]()

@@ -1,6 +1,5 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-#include "../common/vec4_input.glsl"
 // Adam / AdamW with amsgrad=True (see adam.glsl): the denominator uses the running max of exp_avg_sq.
 // Works on quads of 4 elements (see common/vec4_index.glsl).
 
@@ -13,7 +12,7 @@ layout(set = 0, binding = 3) buffer ExpAvg { float exp_avg[]; };
 layout(set = 0, binding = 4) buffer ExpAvgSq { float exp_avg_sq[]; };
 layout(set = 0, binding = 5) buffer MaxExpAvgSq { float max_exp_avg_sq[]; };
 layout(set = 0, binding = 6) readonly buffer Guard { float guard[]; };  // [clip coef, total norm, bad, first bad + 1] (guard/guard.comp)
-VEC4_INPUT(7, Grad4, grad4);   // grad, param and the moments as whole quads
+layout(set = 0, binding = 7) readonly buffer Grad4 { vec4 grad4[]; };   // grad, param and the moments as whole quads
 layout(set = 0, binding = 8) buffer Param4 { vec4 param4[]; };
 layout(set = 0, binding = 9) buffer ExpAvg4 { vec4 exp_avg4[]; };
 layout(set = 0, binding = 10) buffer ExpAvgSq4 { vec4 exp_avg_sq4[]; };
@@ -31,7 +30,7 @@ void main() {
     uint q = flat_index();
     for (; q < QUADS; q += stride) {
         vec4 m = exp_avg4[q], v = exp_avg_sq4[q], vmax = max_exp_avg_sq4[q];
-        param4[q] = adam_quad(param4[q], LOAD4(grad4, q) * coef, m, v, vmax, true, h);
+        param4[q] = adam_quad(param4[q], grad4[q] * coef, m, v, vmax, true, h);
         exp_avg4[q] = m;
         exp_avg_sq4[q] = v;
         max_exp_avg_sq4[q] = vmax;

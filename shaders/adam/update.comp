@@ -1,6 +1,5 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-#include "../common/vec4_input.glsl"
 // Adam / AdamW (see adam.glsl); the moments live in device-only buffers zeroed when the plan is made.
 // Works on quads of 4 elements (see common/vec4_index.glsl).
 
@@ -12,7 +11,7 @@ layout(set = 0, binding = 2) buffer Param { float param[]; };
 layout(set = 0, binding = 3) buffer ExpAvg { float exp_avg[]; };
 layout(set = 0, binding = 4) buffer ExpAvgSq { float exp_avg_sq[]; };
 layout(set = 0, binding = 5) readonly buffer Guard { float guard[]; };  // [clip coef, total norm, bad, first bad + 1] (guard/guard.comp)
-VEC4_INPUT(6, Grad4, grad4);   // grad, param and the moments as whole quads
+layout(set = 0, binding = 6) readonly buffer Grad4 { vec4 grad4[]; };   // grad, param and the moments as whole quads
 layout(set = 0, binding = 7) buffer Param4 { vec4 param4[]; };
 layout(set = 0, binding = 8) buffer ExpAvg4 { vec4 exp_avg4[]; };
 layout(set = 0, binding = 9) buffer ExpAvgSq4 { vec4 exp_avg_sq4[]; };
@@ -30,7 +29,7 @@ void main() {
     uint q = flat_index();
     for (; q < QUADS; q += stride) {
         vec4 m = exp_avg4[q], v = exp_avg_sq4[q];
-        param4[q] = adam_quad(param4[q], LOAD4(grad4, q) * coef, m, v, unused, false, h);
+        param4[q] = adam_quad(param4[q], grad4[q] * coef, m, v, unused, false, h);
         exp_avg4[q] = m;
         exp_avg_sq4[q] = v;
     }

@@ -1,6 +1,4 @@
 #version 450
-#extension GL_GOOGLE_include_directive : require
-#include "../common/vec4_input.glsl"
 // dyt[o, b] = dy[b, o]: the [out][batch] copy of dy that the vec4 weight-gradient GEMM
 // (backward_weight_shuffle.comp) reads with k contiguous, its fast layout. With HAS_BIAS it also
 // writes dbias[o] = sum_b dy[b, o], summed over b = 0, 1, ... like backward_bias.comp.
@@ -10,7 +8,7 @@ layout(constant_id = 0) const uint B = 1;  // batch
 layout(constant_id = 1) const uint N = 1;  // out_features
 layout(constant_id = 2) const bool HAS_BIAS = true;
 
-VEC4_INPUT(0, DY, dy);
+layout(set = 0, binding = 0) readonly buffer DY { vec4 dy[]; };
 layout(set = 0, binding = 1) writeonly buffer DYT { vec4 dyt[]; };
 layout(set = 0, binding = 2) writeonly buffer DBias { vec4 dbias[]; };
 
@@ -23,7 +21,7 @@ void main() {
     for (uint b4 = 0; b4 < B / 4; ++b4) {
         vec4 rows[4];   // dy[4 b4 + r][4 o4 .. 4 o4 + 3]
         for (uint r = 0; r < 4; ++r) {
-            rows[r] = LOAD4(dy, ((b4 * 4 + r) * N) / 4 + o4);
+            rows[r] = dy[((b4 * 4 + r) * N) / 4 + o4];
             sum += rows[r];
         }
         for (uint c = 0; c < 4; ++c)

@@ -1,6 +1,5 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-#include "../common/vec4_input.glsl"
 // SGD with momentum, like torch.optim.SGD (single-tensor):
 //   g = grad + weight_decay * param
 //   buf = g                                        on the first step (torch's clone of the gradient)
@@ -18,7 +17,7 @@ layout(set = 0, binding = 1) readonly buffer Grad { float grad[]; };
 layout(set = 0, binding = 2) buffer Param { float param[]; };
 layout(set = 0, binding = 3) buffer MomentumBuffer { float momentum_buffer[]; };
 layout(set = 0, binding = 4) readonly buffer Guard { float guard[]; };  // [clip coef, total norm, bad, first bad + 1] (guard/guard.comp)
-VEC4_INPUT(5, Grad4, grad4);   // grad, param, momentum_buffer as whole quads
+layout(set = 0, binding = 5) readonly buffer Grad4 { vec4 grad4[]; };   // grad, param, momentum_buffer as whole quads
 layout(set = 0, binding = 6) buffer Param4 { vec4 param4[]; };
 layout(set = 0, binding = 7) buffer MomentumBuffer4 { vec4 momentum_buffer4[]; };
 
@@ -44,7 +43,7 @@ void main() {
     uint q = flat_index();
     for (; q < QUADS; q += stride) {
         vec4 buf = momentum_buffer4[q];
-        param4[q] = sgd_momentum(param4[q], LOAD4(grad4, q), buf, h);
+        param4[q] = sgd_momentum(param4[q], grad4[q], buf, h);
         momentum_buffer4[q] = buf;
     }
     if (q == QUADS) for (uint i = 4 * q; i < NUMEL; ++i) {   // the tail

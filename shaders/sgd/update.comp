@@ -1,6 +1,5 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-#include "../common/vec4_input.glsl"
 // SGD without momentum, like torch.optim.SGD: g = grad + weight_decay * param; param -= lr * g, for
 // up to 6 parameters in one dispatch (like PyTorch's foreach kernels: on lavapipe every dispatch
 // costs ~0.04 ms however small). Parameter j (param<j>, grad<j>, each also bound as whole quads
@@ -28,27 +27,27 @@ layout(set = 0, binding = 0) readonly buffer Hyper { float hyper[]; };  // [lr, 
 layout(set = 0, binding = 1) readonly buffer Guard { float guard[]; };  // [clip coef, total norm, bad, first bad + 1] (guard/guard.comp)
 layout(set = 0, binding = 2) readonly buffer Grad0 { float grad0[]; };
 layout(set = 0, binding = 3) buffer Param0 { float param0[]; };
-VEC4_INPUT(4, Grad0Quads, grad0_quads);
+layout(set = 0, binding = 4) readonly buffer Grad0Quads { vec4 grad0_quads[]; };
 layout(set = 0, binding = 5) buffer Param0Quads { vec4 param0_quads[]; };
 layout(set = 0, binding = 6) readonly buffer Grad1 { float grad1[]; };
 layout(set = 0, binding = 7) buffer Param1 { float param1[]; };
-VEC4_INPUT(8, Grad1Quads, grad1_quads);
+layout(set = 0, binding = 8) readonly buffer Grad1Quads { vec4 grad1_quads[]; };
 layout(set = 0, binding = 9) buffer Param1Quads { vec4 param1_quads[]; };
 layout(set = 0, binding = 10) readonly buffer Grad2 { float grad2[]; };
 layout(set = 0, binding = 11) buffer Param2 { float param2[]; };
-VEC4_INPUT(12, Grad2Quads, grad2_quads);
+layout(set = 0, binding = 12) readonly buffer Grad2Quads { vec4 grad2_quads[]; };
 layout(set = 0, binding = 13) buffer Param2Quads { vec4 param2_quads[]; };
 layout(set = 0, binding = 14) readonly buffer Grad3 { float grad3[]; };
 layout(set = 0, binding = 15) buffer Param3 { float param3[]; };
-VEC4_INPUT(16, Grad3Quads, grad3_quads);
+layout(set = 0, binding = 16) readonly buffer Grad3Quads { vec4 grad3_quads[]; };
 layout(set = 0, binding = 17) buffer Param3Quads { vec4 param3_quads[]; };
 layout(set = 0, binding = 18) readonly buffer Grad4 { float grad4[]; };
 layout(set = 0, binding = 19) buffer Param4 { float param4[]; };
-VEC4_INPUT(20, Grad4Quads, grad4_quads);
+layout(set = 0, binding = 20) readonly buffer Grad4Quads { vec4 grad4_quads[]; };
 layout(set = 0, binding = 21) buffer Param4Quads { vec4 param4_quads[]; };
 layout(set = 0, binding = 22) readonly buffer Grad5 { float grad5[]; };
 layout(set = 0, binding = 23) buffer Param5 { float param5[]; };
-VEC4_INPUT(24, Grad5Quads, grad5_quads);
+layout(set = 0, binding = 24) readonly buffer Grad5Quads { vec4 grad5_quads[]; };
 layout(set = 0, binding = 25) buffer Param5Quads { vec4 param5_quads[]; };
 
 layout(local_size_x = 64) in;
@@ -64,7 +63,7 @@ vec4 sgd(const vec4 p, const vec4 grad_in, const float lr, const float weight_de
         const uint stride = GROUPS * gl_WorkGroupSize.x;                                                \
         uint q = w * gl_WorkGroupSize.x + gl_LocalInvocationID.x;                                       \
         for (; q < NUMEL / 4; q += stride)                                                              \
-            PARAM_QUADS[q] = sgd(PARAM_QUADS[q], LOAD4(GRAD_QUADS, q), lr, weight_decay, coef);          \
+            PARAM_QUADS[q] = sgd(PARAM_QUADS[q], GRAD_QUADS[q], lr, weight_decay, coef);          \
         if (q == NUMEL / 4)                                                                             \
             for (uint i = 4 * q; i < NUMEL; ++i)                                                        \
                 PARAM[i] = sgd(vec4(PARAM[i]), vec4(GRAD[i]), lr, weight_decay, coef).x;               \

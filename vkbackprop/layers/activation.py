@@ -21,11 +21,10 @@ def elementwise(device, shader: str, buffers: dict, numel: int, constants: dict 
 
     A shader that works on quads (shaders/common/vec4_index.glsl) declares a vec4 view `<b>4` beside
     a float binding `<b>`: the same buffer is bound under both names here. Its invocations loop over
-    the quads, so any grid is correct; QUADS_PER_INVOCATION only sizes it. Read-only views are texel
-    buffers (common/vec4_input.glsl) where the device prefers them and every buffer holds a quad."""
-    program = device.program(shader, device.read_defines(buffers.values()))
+    the quads, so any grid is correct; QUADS_PER_INVOCATION only sizes it."""
+    program = device.program(shader)
     views = {b.name: buffers[b.name[:-1]] for b in program.bindings
-             if (b.element_type == "vec4" or b.texel) and b.name[:-1] in buffers}
+             if b.element_type == "vec4" and b.name[:-1] in buffers}
     invocations = -(-numel // (4 * QUADS_PER_INVOCATION)) if views else numel
     return device.dispatch(program, {**buffers, **views}, device.grid_1d(invocations, program.local_size[0]),
                            {"NUMEL": numel, **(constants or {})}, name=name)

@@ -106,7 +106,7 @@ class Linear(Module):
         blocks = self.out % 4 == 0
         shader = "linear/transpose_dy.comp" if blocks else "linear/transpose_dy_scalar.comp"
         buffers = {"dy": io.dy, "dyt": dyt, "dbias": io.grads["bias"] if self.bias else device.placeholder}
-        program = device.program(shader, device.read_defines(buffers.values()))
+        program = device.program(shader)
         device.check_loop((io.batch // 4 if blocks else io.batch) + 1, f"{shader} (batch {io.batch})")
         per_invocation = 4 if blocks else 1
         transpose = device.dispatch(

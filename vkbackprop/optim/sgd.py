@@ -98,7 +98,7 @@ def _foreach_update(device, hyper, guard, pairs: list, slots: int):
             device.check_loop(-(-param.size // (4 * count * local)) + 4, f"sgd/update.comp over {param.name}")
             constants.update({f"NUMEL{j}": param.size, f"GROUPS{j}": count})
             groups += count
-    program = device.program("sgd/update.comp", device.read_defines(buffers.values()))
+    program = device.program("sgd/update.comp")
     return device.dispatch(program, buffers, (groups, 1, 1), constants,
                            name=f"sgd {', '.join(param.name for param, _ in pairs)}")
 
