@@ -187,10 +187,13 @@ def test_bad_arguments_raise(device, kw, message):
         vb.Trainer(vb.Sequential(vb.Linear(2, 2)), vb.MSELoss(), vb.SGD(lr=0.1), 2, device=device, **kw)
 
 
-def test_norm_summed_in_several_parts_matches_torch_and_names_the_bad_parameter(device, monkeypatch, rng):
+@pytest.mark.parametrize("texel_reads", ["0", "1"])   # the sums read quads as storage or texel buffers
+def test_norm_summed_in_several_parts_matches_torch_and_names_the_bad_parameter(device, monkeypatch, rng,
+                                                                                texel_reads):
     """Large gradients are summed in several parts (one workgroup each, plan.STAT_CHUNK elements of
     the largest parameter per part); made tiny here so that every parameter is split, unevenly."""
     from vkbackprop import plan
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     monkeypatch.setattr(plan, "STAT_CHUNK", 5)
     twins = ClipTwins(device, *sgd(lr=0.1), 0.3)
     assert twins.trainer.plan.guard_dispatch.name == "guard" and twins.trainer.plan.grad_stats.size > 4 * 20
