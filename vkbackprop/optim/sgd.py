@@ -87,11 +87,12 @@ def foreach_slots(program) -> int:
 def _foreach_update(device, hyper, guard, pairs: list, slots: int):
     """One dispatch of sgd/update.comp over up to `slots` (param, grad) pairs: parameter j gets
     GROUPS<j> consecutive workgroups, sized like `elementwise`'s grid (QUADS_PER_INVOCATION quads
-    per invocation). Unused slots are bound to the placeholder and given no workgroups."""
+    per invocation). Unused slots repeat the first pair and get no workgroups: a spare buffer
+    there would still count as written (the validation layer's hazard tracking counts bindings)."""
     local = device.program("sgd/update.comp").local_size[0]
     buffers, constants, groups = {"hyper": hyper, "guard": guard}, {}, 0
     for j in range(slots):
-        param, grad = pairs[j] if j < len(pairs) else (device.placeholder, device.placeholder)
+        param, grad = pairs[j] if j < len(pairs) else pairs[0]
         buffers.update({f"param{j}": param, f"param{j}_quads": param, f"grad{j}": grad, f"grad{j}_quads": grad})
         if j < len(pairs):
             count = min(max(1, -(-param.size // (4 * QUADS_PER_INVOCATION * local))), MAX_GROUPS)
