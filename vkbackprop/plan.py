@@ -217,7 +217,7 @@ class StepPlan:
 
     def _plan_guard(self, clip_grad_norm) -> None:
         """The guard between backward and the updates: per parameter its gradient's sum of squares
-        in `parts` partial sums (then each loss) in grad_stats slots, then one dispatch for the global
+        in `parts` partial sums (then each loss, in the same dispatches) in grad_stats slots, then one dispatch for the global
         norm, the clip coefficient and the NaN/Inf flag, which every update reads (guard/*.comp)."""
         device, buf = self.device, self.device.buffer
         self.param_names = list(self.param_grads)
@@ -225,12 +225,13 @@ class StepPlan:
         largest = max((g.size for g in self.param_grads.values()), default=1)
         parts = min(-(-largest // STAT_CHUNK), MAX_STAT_PARTS)
         nparams = len(self.param_names)
-        self.grad_stats = buf("grad_stats", (nparams * parts + len(self.losses),))
+        self.grad_stats = buf("grad_stats", ((nparams + len(self.losses)) * parts,))
         self.guard = buf("guard", (4,), staged=True)
-        stats = self._stats(device, [self.param_grads[name] for name in self.param_names], 0, parts, True)
-        stats += self._stats(device, self.losses, nparams * parts, 1, False)
+        # The losses ride along (summed, not squared): one more small workgroup each, no dispatch of their own.
+        stats = self._stats(device, [self.param_grads[name] for name in self.param_names] + self.losses,
+                            [True] * nparams + [False] * len(self.losses), parts)
         program = device.program("guard/guard.comp")
-        device.check_loop(nparams * (parts + 1) + len(self.losses) + 2, f"guard/guard.comp ({self.grad_stats.size} slots)")
+        device.check_loop((nparams + len(self.losses)) * (parts + 1) + 2, f"guard/guard.comp ({self.grad_stats.size} slots)")
         clip = clip_grad_norm is not None
         self.stats = stats
         self.guard_dispatch = device.dispatch(
@@ -257,9 +258,9 @@ class StepPlan:
             init.sequence.eval()
         return init
 
-    def _stats(self, device, buffers: list, slot: int, parts: int, square: bool) -> list:
-        """Dispatches putting, for each buffer b (in order) and part k, the sum of b^2 (square) or of
-        b over its k-th of `parts` contiguous chunks into grad_stats[slot + b * parts + k]: a
+    def _stats(self, device, buffers: list, squares: list, parts: int) -> list:
+        """Dispatches putting, for each buffer b (in order) and part k, the sum of b^2 (squares[b])
+        or of b over its k-th of `parts` contiguous chunks into grad_stats[b * parts + k]: a
         workgroup each, fixed order, as many buffers per dispatch as the shader has values<j>."""
         per_dispatch = stats_per_dispatch(device.program("guard/sum_squares.comp"))
         work = []
@@ -274,11 +275,11 @@ class StepPlan:
                      for j in range(per_dispatch)}
             bound.update({f"quads{j}": b for j, b in enumerate(bound.values())})
             numel = {f"NUMEL{j}": b.size for j, b in enumerate(group)}
-            what = "sum_squares" if square else "check"
+            squared = sum(1 << j for j, square in enumerate(squares[first:first + per_dispatch]) if square)
             work.append(device.dispatch(
                 program, {"grad_stats": self.grad_stats, **bound}, (parts, len(group), 1),
-                {"SLOT": slot + first * parts, "SQUARE": square, "PARTS": parts, **numel},
-                name=f"{what} {', '.join(b.name for b in group)}"))
+                {"SLOT": first * parts, "SQUARED": squared, "PARTS": parts, **numel},
+                name=f"sum_squares {', '.join(b.name for b in group)}"))
         return work
 
     @staticmethod

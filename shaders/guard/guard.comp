@@ -2,7 +2,7 @@
 // The step's guard, read by every optimizer update shader:
 //   guard = [coef, total_norm, bad, first bad parameter + 1 (0: none, only the loss)]
 // grad_stats holds PARTS partial gradient sums of squares per parameter (parameter order, see
-// guard/sum_squares.comp), then NLOSSES losses. total_norm = sqrt(sum of the squares, in parameter
+// guard/sum_squares.comp), then PARTS partial sums per loss (all but one 0). total_norm = sqrt(sum of the squares, in parameter
 // then part order); the clip coefficient is
 // torch.nn.utils.clip_grad_norm_'s min(MAX_NORM / (total_norm + 1e-6), 1) with CLIP, else 1.
 // bad = 1 when total_norm or a loss is NaN or Inf: the updates then write nothing.
@@ -30,8 +30,11 @@ void main() {
         sum += s;
         if (first_bad == 0 && !finite(s)) first_bad = p + 1;
     }
-    for (uint l = 0; l < NLOSSES; ++l)
-        if (!finite(grad_stats[NPARAMS * PARTS + l])) loss_bad = true;
+    for (uint l = 0; l < NLOSSES; ++l) {
+        float s = 0.0;
+        for (uint j = 0; j < PARTS; ++j) s += grad_stats[(NPARAMS + l) * PARTS + j];
+        if (!finite(s)) loss_bad = true;
+    }
     const float total_norm = sqrt(sum);
     const bool bad = loss_bad || first_bad != 0 || !finite(total_norm);
     float coef = 1.0;
