@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import weakref
@@ -70,6 +71,10 @@ class Dispatch:
     writes: frozenset
 
 
+# Where Mesa 22's llvmpipe silently stops a shader invocation's loops (Device.loop_limit).
+LLVMPIPE_LOOP_LIMIT = 65535
+
+
 class Device:
     """A Vulkan device: the first discrete GPU, else integrated, else lavapipe; VKBACKPROP_DEVICE=<index> overrides."""
 
@@ -91,14 +96,30 @@ class Device:
         self._readback = weakref.WeakKeyDictionary()
         self._placeholder = None
 
-    @property
+    @functools.cached_property
     def loop_limit(self) -> int | None:
         """Most loop iterations one shader invocation may run, or None for no limit.
 
-        Mesa's llvmpipe (lavapipe) counts the iterations of all loops of an invocation with one
+        Mesa 22's llvmpipe (lavapipe) counts the iterations of all loops of an invocation with one
         counter (each loop exit counts once more) and silently stops looping at 65,535, giving wrong
-        results without an error; layers check their worst case against this when planned."""
-        return 65535 if self.name.startswith("llvmpipe") else None
+        results without an error; layers check their worst case against this when planned. Newer
+        llvmpipes run loops to the end: on llvmpipe one probe dispatch tells which this is."""
+        if not self.name.startswith("llvmpipe"):
+            return None
+        return LLVMPIPE_LOOP_LIMIT if self._loop_stops_at(LLVMPIPE_LOOP_LIMIT) else None
+
+    def _loop_stops_at(self, limit: int) -> bool:
+        from .schedule import Recorder   # schedule builds on this module
+        ones = self.buffer("loop probe ones", (2,), np.uint32, staged=True)
+        count = self.buffer("loop probe count", (1,), np.uint32, staged=True)
+        ones.host_view()[...] = 1
+        probe = Recorder(self)
+        probe.upload([ones])
+        probe.dispatch(self.dispatch("device/loop_probe.comp", {"ones": ones, "count": count}, (1, 1, 1),
+                                     {"ITERATIONS": limit + 10}))
+        probe.download([count])
+        probe.sequence.eval()
+        return int(count.host_view()[0]) == limit
 
     def check_loop(self, iterations: int, what: str) -> None:
         limit = self.loop_limit
