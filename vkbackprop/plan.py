@@ -29,7 +29,7 @@ MAX_STAT_PARTS = 64
 def stats_per_dispatch(program) -> int:
     """Buffers one guard/sum_squares.comp dispatch sums: its values<j> bindings (each also bound as
     quads<j>)."""
-    return sum(b.name.startswith("values") for b in program.bindings)
+    return program.slots("values")
 
 
 class GradientRouter:
@@ -217,8 +217,9 @@ class StepPlan:
 
     def _plan_guard(self, clip_grad_norm) -> None:
         """The guard between backward and the updates: per parameter its gradient's sum of squares
-        in `parts` partial sums (then each loss, in the same dispatches) in grad_stats slots, then one dispatch for the global
-        norm, the clip coefficient and the NaN/Inf flag, which every update reads (guard/*.comp)."""
+        in `parts` partial sums (then each loss's sum, in the same dispatches) in grad_stats slots,
+        then one dispatch for the global norm, the clip coefficient and the NaN/Inf flag, which
+        every update reads (guard/*.comp)."""
         device, buf = self.device, self.device.buffer
         self.param_names = list(self.param_grads)
         # Every parameter's sum in the same number of parts: one per STAT_CHUNK elements of the largest.

@@ -58,6 +58,15 @@ class Program:
     constants: tuple[SpecConstant, ...]  # sorted by constant_id, ids 0..n-1
     local_size: tuple[int, int, int]
 
+    def slots(self, stem: str) -> int:
+        """How many numbered bindings <stem>0, <stem>1, ... the program declares: the buffers one
+        dispatch of a multi-buffer (foreach-style) shader takes."""
+        names = {b.name for b in self.bindings}
+        count = 0
+        while f"{stem}{count}" in names:
+            count += 1
+        return count
+
 
 def shader_root() -> Path:
     """The top-level shaders/ folder of a checkout, or the copy shipped inside the wheel."""

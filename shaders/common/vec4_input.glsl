@@ -5,8 +5,8 @@
 // (lavapipe) turns every storage-buffer load into a loop over the lanes with a branch per lane and
 // component, while a texel fetch is one gather. Otherwise (GPUs, or a buffer longer than the
 // device's maxTexelBufferElements quads) it is a readonly storage buffer of vec4.
-// vkbackprop/shaders.py reads the declaration after the preprocessor; Python picks the variant
-// (vkbackprop/layers/gemm_shuffle.py).
+// vkbackprop/shaders.py reads the declaration after the preprocessor; Device.read_defines picks the
+// variant per dispatch.
 #if defined(TEXEL_READS) && TEXEL_READS
 #define VEC4_INPUT(binding_index, Block, name) layout(set = 0, binding = binding_index) uniform samplerBuffer name
 #define LOAD4(name, i) texelFetch(name, int(i))

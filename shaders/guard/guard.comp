@@ -2,8 +2,8 @@
 // The step's guard, read by every optimizer update shader:
 //   guard = [coef, total_norm, bad, first bad parameter + 1 (0: none, only the loss)]
 // grad_stats holds PARTS partial gradient sums of squares per parameter (parameter order, see
-// guard/sum_squares.comp), then PARTS partial sums per loss (all but one 0). total_norm = sqrt(sum of the squares, in parameter
-// then part order); the clip coefficient is
+// guard/sum_squares.comp), then PARTS partial sums per loss (all but one 0). total_norm =
+// sqrt(sum of the squares, in parameter then part order); the clip coefficient is
 // torch.nn.utils.clip_grad_norm_'s min(MAX_NORM / (total_norm + 1e-6), 1) with CLIP, else 1.
 // bad = 1 when total_norm or a loss is NaN or Inf: the updates then write nothing.
 

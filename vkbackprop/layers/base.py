@@ -69,8 +69,8 @@ class Module:
     differs_in_eval = False          # True if forward depends on io.training (dropout, batch norm)
     keeps_shape = False              # True if the output has its (first) input's per-sample shape
     epilogues: tuple = ()            # activations (their `fusible_as`) forward can apply to its output
-    dx_epilogues: tuple = ()         # activations (their `fusible_as`) whose backward backward can apply
-                                     # to dx, the activation having produced this layer's input
+    dx_epilogues: tuple = ()         # activations (their `fusible_as`) whose backward this layer's
+                                     # backward can apply to dx, the activation having produced its input
     fusible_as: str | None = None    # an activation a neighbouring layer may apply for this one (plan.py)
 
     def parameters(self) -> dict[str, np.ndarray]:

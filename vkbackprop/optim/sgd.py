@@ -3,8 +3,6 @@ updates up to 6 parameters (like torch's foreach kernels; the same values as one
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ..layers.activation import QUADS_PER_INVOCATION, elementwise
@@ -74,22 +72,23 @@ class SGD(Optimizer):
     def updates(self, device, hyper, items: list, guard) -> list:
         if self.momentum > 0:
             return super().updates(device, hyper, items, guard)
-        slots = foreach_slots(device.program("sgd/update.comp"))
-        return [_foreach_update(device, hyper, guard, [(param, grad) for param, grad, _ in items[i:i + slots]], slots)
+        program = device.program("sgd/update.comp")
+        slots = foreach_slots(program)
+        return [_foreach_update(device, program, hyper, guard, [(param, grad) for param, grad, _ in items[i:i + slots]])
                 for i in range(0, len(items), slots)]
 
 
 def foreach_slots(program) -> int:
     """Parameters one dispatch of a foreach update shader takes: its param<j> bindings."""
-    return sum(re.fullmatch(r"param\d+", b.name) is not None for b in program.bindings)
+    return program.slots("param")
 
 
-def _foreach_update(device, hyper, guard, pairs: list, slots: int):
-    """One dispatch of sgd/update.comp over up to `slots` (param, grad) pairs: parameter j gets
-    GROUPS<j> consecutive workgroups, sized like `elementwise`'s grid (QUADS_PER_INVOCATION quads
-    per invocation). Unused slots repeat the first pair and get no workgroups: a spare buffer
+def _foreach_update(device, program, hyper, guard, pairs: list):
+    """One dispatch of sgd/update.comp over as many (param, grad) pairs as it has slots, or fewer:
+    parameter j gets GROUPS<j> consecutive workgroups, sized like `elementwise`'s grid
+    (QUADS_PER_INVOCATION quads per invocation). Unused slots repeat the first pair and get no workgroups: a spare buffer
     there would still count as written (the validation layer's hazard tracking counts bindings)."""
-    local = device.program("sgd/update.comp").local_size[0]
+    local, slots = program.local_size[0], foreach_slots(program)
     buffers, constants, groups = {"hyper": hyper, "guard": guard}, {}, 0
     for j in range(slots):
         param, grad = pairs[j] if j < len(pairs) else pairs[0]
@@ -99,7 +98,6 @@ def _foreach_update(device, hyper, guard, pairs: list, slots: int):
             device.check_loop(-(-param.size // (4 * count * local)) + 4, f"sgd/update.comp over {param.name}")
             constants.update({f"NUMEL{j}": param.size, f"GROUPS{j}": count})
             groups += count
-    program = device.program("sgd/update.comp")
     return device.dispatch(program, buffers, (groups, 1, 1), constants,
                            name=f"sgd {', '.join(param.name for param, _ in pairs)}")
 
