@@ -195,7 +195,12 @@ def test_norm_summed_in_several_parts_matches_torch_and_names_the_bad_parameter(
     from vkbackprop import plan
     monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     monkeypatch.setattr(plan, "STAT_CHUNK", 5)
+    compiled = []   # the sums' variants (a loss, under one quad, must not force storage reads)
+    real_program = device.program
+    monkeypatch.setattr(device, "program", lambda path, defines=None: (
+        compiled.append(defines) if path == "guard/sum_squares.comp" and defines else None, real_program(path, defines))[1])
     twins = ClipTwins(device, *sgd(lr=0.1), 0.3)
+    assert {d["TEXEL_READS"] for d in compiled} == {int(texel_reads)}
     assert twins.trainer.plan.guard_dispatch.name == "guard" and twins.trainer.plan.grad_stats.size > 4 * 20
     twins.run(batches(4, steps=10), "sgd, norm in parts")
     twins.assert_params_match("sgd, norm in parts")

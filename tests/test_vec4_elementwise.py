@@ -96,8 +96,13 @@ def test_optimizer_matches_torch(device, rng, config, n):
         assert np.array_equal(device.read(b).view(np.uint32), old.view(np.uint32)), b.name
 
 
+@pytest.mark.parametrize("texel_reads", ["1", "0"])   # quads read as texel or storage buffers
 @pytest.mark.parametrize("max_groups", [None, 2])   # 2: most invocations loop over several quads
-def test_sgd_updates_several_parameters_per_dispatch_as_torch_does(device, rng, monkeypatch, max_groups):
+def test_sgd_updates_several_parameters_per_dispatch_as_torch_does(device, rng, monkeypatch, max_groups, texel_reads):
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
+    compiled = []   # the variants the updates were built from
+    real_program = device.program
+    monkeypatch.setattr(device, "program", lambda path, defines=None: (compiled.append(defines), real_program(path, defines))[1])
     if max_groups:
         monkeypatch.setattr(sgd_module, "MAX_GROUPS", max_groups)
     ours, make_theirs = OPTIMIZERS["sgd-weight-decay"]()
@@ -120,6 +125,7 @@ def test_sgd_updates_several_parameters_per_dispatch_as_torch_does(device, rng, 
         theirs.step()
     for i, (param, theirs_param) in enumerate(zip(params, theirs_params)):
         assert_close(device.read(param), theirs_param.detach().numpy(), f"parameter {i} ({sizes[i]} values)")
+    assert {d["TEXEL_READS"] for d in compiled if d} == {int(texel_reads)}
 
 
 @pytest.mark.parametrize("n", SIZES)

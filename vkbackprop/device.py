@@ -145,6 +145,12 @@ class Device:
         whole quad, at most maxTexelBufferElements of them)."""
         return 1 <= buffer.size // 4 <= self.properties["max_texel_buffer_elements"]
 
+    def quad_view(self, buffer: "Buffer") -> "Buffer":
+        """What to bind to a read-only vec4 view of `buffer` (common/vec4_input.glsl): the buffer,
+        or the placeholder when it holds no whole quad. Shaders never read such a view (a 1-3 value
+        buffer is all tail), and a texel binding needs at least one texel."""
+        return buffer if buffer.size >= 4 else self.placeholder
+
     def read_defines(self, buffers) -> dict:
         """The -D define choosing how a shader with common/vec4_input.glsl reads its vec4 inputs in
         a dispatch over `buffers`: texel buffers where the device prefers them and every buffer fits

@@ -267,18 +267,18 @@ class StepPlan:
         work = []
         for first in range(0, len(buffers), per_dispatch):
             group = buffers[first:first + per_dispatch]
-            program = device.program("guard/sum_squares.comp", device.read_defines(group + [device.placeholder]))
+            bound = {f"values{j}": group[j] if j < len(group) else device.placeholder
+                     for j in range(per_dispatch)}
+            quads = {f"quads{j}": device.quad_view(b) for j, b in enumerate(bound.values())}
+            program = device.program("guard/sum_squares.comp", device.read_defines(quads.values()))
             size = program.local_size[0]
             for b in group:
                 device.check_loop(-(-b.size // (4 * parts * size)) + 1 + size.bit_length(),
                                   f"guard/sum_squares.comp over {b.name} ({b.size} elements)")
-            bound = {f"values{j}": group[j] if j < len(group) else device.placeholder
-                     for j in range(per_dispatch)}
-            bound.update({f"quads{j}": b for j, b in enumerate(bound.values())})
             numel = {f"NUMEL{j}": b.size for j, b in enumerate(group)}
             squared = sum(1 << j for j, square in enumerate(squares[first:first + per_dispatch]) if square)
             work.append(device.dispatch(
-                program, {"grad_stats": self.grad_stats, **bound}, (parts, len(group), 1),
+                program, {"grad_stats": self.grad_stats, **bound, **quads}, (len(group), parts, 1),
                 {"SLOT": first * parts, "SQUARED": squared, "PARTS": parts, **numel},
                 name=f"sum_squares {', '.join(b.name for b in group)}"))
         return work

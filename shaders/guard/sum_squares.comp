@@ -60,8 +60,11 @@ float contribution(const vec4 v, const bool squared) { return squared ? dot(v, v
     }
 
 void main() {
-    const uint part = gl_WorkGroupID.x;
-    const uint j = gl_WorkGroupID.y;   // uniform in the workgroup: one branch runs its loop
+    // Buffer j along x, part along y: llvmpipe hands each CPU thread one contiguous run of the
+    // flattened grid, so this order gives every thread parts of every buffer (x = part gave one
+    // thread all of the largest gradients).
+    const uint j = gl_WorkGroupID.x;   // uniform in the workgroup: one branch runs its loop
+    const uint part = gl_WorkGroupID.y;
     float partial = 0.0;
     switch (j) {
         case 0: ADD_PART(values0, quads0, NUMEL0, 0) break;

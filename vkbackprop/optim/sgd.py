@@ -89,16 +89,18 @@ def _foreach_update(device, program, hyper, guard, pairs: list):
     (QUADS_PER_INVOCATION quads per invocation). Unused slots repeat the first pair and get no workgroups: a spare buffer
     there would still count as written (the validation layer's hazard tracking counts bindings)."""
     local, slots = program.local_size[0], foreach_slots(program)
-    buffers, constants, groups = {"hyper": hyper, "guard": guard}, {}, 0
+    buffers, quad_reads, constants, groups = {"hyper": hyper, "guard": guard}, {}, {}, 0
     for j in range(slots):
         param, grad = pairs[j] if j < len(pairs) else pairs[0]
-        buffers.update({f"param{j}": param, f"param{j}_quads": param, f"grad{j}": grad, f"grad{j}_quads": grad})
+        buffers.update({f"param{j}": param, f"param{j}_quads": param, f"grad{j}": grad})
+        quad_reads.update({f"param{j}_in": device.quad_view(param), f"grad{j}_quads": device.quad_view(grad)})
         if j < len(pairs):
             count = min(max(1, -(-param.size // (4 * QUADS_PER_INVOCATION * local))), MAX_GROUPS)
             device.check_loop(-(-param.size // (4 * count * local)) + 4, f"sgd/update.comp over {param.name}")
             constants.update({f"NUMEL{j}": param.size, f"GROUPS{j}": count})
             groups += count
-    return device.dispatch(program, buffers, (groups, 1, 1), constants,
+    program = device.program(program.path, device.read_defines(quad_reads.values()))   # texel or storage reads
+    return device.dispatch(program, {**buffers, **quad_reads}, (groups, 1, 1), constants,
                            name=f"sgd {', '.join(param.name for param, _ in pairs)}")
 
 
