@@ -6,9 +6,11 @@ from __future__ import annotations
 from .. import tuning
 
 # Each invocation computes TM rows x 4 NC columns; SHARE lanes hold one tile's A rows; WG_X
-# invocations per workgroup. TM 32 x 8 columns was the fastest default on 2-core lavapipe over the
-# MLP's shapes (128x256x784, 256x784x128, 128x256x256: 37-51 GFLOP/s); it reaches 50 at 1024^3.
-TILE = {"TM": 32, "NC": 2, "WG_X": 16, "SHARE": 8}
+# invocations per workgroup. TM 32 x 4 columns is the default: on 2-core lavapipe (texel reads) it
+# beat TM 32 x 8 columns on each of the MLP's GEMMs (e.g. 256x784x128: 0.94 vs 1.08 ms, 128x256x256
+# forward 0.37 vs 0.64) and at 1024^3 (32 vs 35 ms), and the MLP step by ~5% in alternating runs:
+# half the accumulators per lane, so fewer spilled registers for the same loads per FMA.
+TILE = {"TM": 32, "NC": 1, "WG_X": 16, "SHARE": 8}
 # For a GEMM with a handful of rows (Linear's transposed forward for few outputs, M = out_features):
 # one subgroup per workgroup, 8 rows x 4 columns per lane (M=10, N=128, K=256: 2.2x faster than TILE).
 FEW_ROWS_TILE = {"TM": 8, "NC": 1, "WG_X": 8, "SHARE": 8}
