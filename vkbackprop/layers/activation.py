@@ -9,10 +9,6 @@ import numpy as np
 
 from .base import LayerIO, Module
 
-# Quads each invocation of a vec4 elementwise shader loops over: spreads its fixed cost (index, scalar
-# hyper-parameter loads) over more elements; on lavapipe 4-8 run ~25% faster than 1.
-QUADS_PER_INVOCATION = 8
-
 
 def elementwise(device, shader: str, buffers: dict, numel: int, constants: dict | None = None,
                 name: str | None = None):
@@ -21,11 +17,11 @@ def elementwise(device, shader: str, buffers: dict, numel: int, constants: dict 
 
     A shader that works on quads (shaders/common/vec4_index.glsl) declares a vec4 view `<b>4` beside
     a float binding `<b>`: the same buffer is bound under both names here. Its invocations loop over
-    the quads, so any grid is correct; QUADS_PER_INVOCATION only sizes it."""
+    the quads, so any grid is correct; Device.quads_per_invocation only sizes it."""
     program = device.program(shader)
     views = {b.name: buffers[b.name[:-1]] for b in program.bindings
              if b.element_type == "vec4" and b.name[:-1] in buffers}
-    invocations = -(-numel // (4 * QUADS_PER_INVOCATION)) if views else numel
+    invocations = -(-numel // (4 * device.quads_per_invocation)) if views else numel
     return device.dispatch(program, {**buffers, **views}, device.grid_1d(invocations, program.local_size[0]),
                            {"NUMEL": numel, **(constants or {})}, name=name)
 

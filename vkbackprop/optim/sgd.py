@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.activation import QUADS_PER_INVOCATION, elementwise
+from ..layers.activation import elementwise
 from .base import Optimizer, check_bool, check_number
 
 
@@ -86,7 +86,7 @@ def foreach_slots(program) -> int:
 def _foreach_update(device, program, hyper, guard, pairs: list):
     """One dispatch of sgd/update.comp over as many (param, grad) pairs as it has slots, or fewer:
     parameter j gets GROUPS<j> consecutive workgroups, sized like `elementwise`'s grid
-    (QUADS_PER_INVOCATION quads per invocation). Unused slots repeat the first pair and get no workgroups: a spare buffer
+    (Device.quads_per_invocation quads per invocation). Unused slots repeat the first pair and get no workgroups: a spare buffer
     there would still count as written (the validation layer's hazard tracking counts bindings)."""
     local, slots = program.local_size[0], foreach_slots(program)
     buffers, quad_reads, constants, groups = {"hyper": hyper, "guard": guard}, {}, {}, 0
@@ -95,7 +95,7 @@ def _foreach_update(device, program, hyper, guard, pairs: list):
         buffers.update({f"param{j}": param, f"param{j}_quads": param, f"grad{j}": grad})
         quad_reads.update({f"param{j}_in": device.quad_view(param), f"grad{j}_quads": device.quad_view(grad)})
         if j < len(pairs):
-            count = min(max(1, -(-param.size // (4 * QUADS_PER_INVOCATION * local))), MAX_GROUPS)
+            count = min(max(1, -(-param.size // (4 * device.quads_per_invocation * local))), MAX_GROUPS)
             device.check_loop(-(-param.size // (4 * count * local)) + 4, f"sgd/update.comp over {param.name}")
             constants.update({f"NUMEL{j}": param.size, f"GROUPS{j}": count})
             groups += count
