@@ -183,11 +183,11 @@ def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan
     want = ("linear/forward.comp" if not (shuffle and fan_in % 4 == 0) else
             "linear/forward_shuffle_t.comp" if few else "linear/forward_shuffle.comp")
     assert [d.name for d in layer.forward(io)] == [want]
-    # dW through a transposed copy of dy (which also sums dbias) where the vec4 core can take it;
-    # the copy moves 4 x 4 blocks where out_features allows.
-    transposed = shuffle and batch % 4 == 0 and fan_in % 4 == 0
-    copy = "linear/transpose_dy.comp" if fan_out % 4 == 0 else "linear/transpose_dy_scalar.comp"
-    want = ([copy, "linear/backward_weight_shuffle.comp"] if transposed else
+    # dW on the vec4 core where it can take it: reading dy in place (and summing dbias) where dy's
+    # rows are whole quads, else through a transposed copy of dy (which sums dbias).
+    vec4_dw = shuffle and batch % 4 == 0 and fan_in % 4 == 0
+    want = (["linear/backward_weight_shuffle_dy.comp"] if vec4_dw and fan_out % 4 == 0 else
+            ["linear/transpose_dy_scalar.comp", "linear/backward_weight_shuffle.comp"] if vec4_dw else
             ["linear/backward_weight.comp"] + ["linear/backward_bias.comp"] * bias)
     want.append("linear/backward_input_shuffle.comp" if shuffle and fan_out % 4 == 0 and fan_in % 4 == 0
                 else "linear/backward_input.comp")

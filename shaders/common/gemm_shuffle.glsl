@@ -11,12 +11,14 @@
 // >= SHARE (lanes beyond SHARE load clamped duplicates); with a smaller subgroup every lane loads
 // its own A values instead.
 //
-// A is stored [M][K] (k contiguous; a layer with A = X^T copies it first: linear/transpose_dy.comp).
 // The includer declares spec constants M, N, K, the vec4 views A4(i) and B4(i) (the i-th vec4 of
 // the A and B buffers) and STORE(m, n, v), optionally STORE4(m, n, v) storing C[m][n .. n + 3]
 // at once (used where all four columns exist); and defines B_N_CONTIGUOUS (1: B is stored
-// [K][N], 0: [N][K]). Requirements, checked in Python (vkbackprop/layers/gemm_shuffle.py):
-// K % 4 == 0; N % 4 == 0 when B is [K][N].
+// [K][N], 0: [N][K]). A is stored [M][K] (k contiguous), or [K][M] with A_M_CONTIGUOUS 1 (e.g.
+// A = dy^T read where dy lies). Optionally ROW_SUMS (a bool) and STORE_ROW_SUM(m, v): the first
+// column of workgroups also stores each row's sum of A over k = 0, 1, ... in order (a bias
+// gradient). Requirements, checked in Python (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0;
+// N % 4 == 0 when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0 when A is [K][M].
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
@@ -26,6 +28,12 @@
 #endif
 #if TM % SHARE != 0
 #error "TM must be a multiple of SHARE"
+#endif
+#ifndef A_M_CONTIGUOUS
+#define A_M_CONTIGUOUS 0
+#endif
+#if A_M_CONTIGUOUS && SHARE % 4 != 0
+#error "A stored [K][M] needs SHARE % 4 == 0"
 #endif
 layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
 
@@ -41,6 +49,38 @@ void load_b(const uint k4, uint n0, out vec4 bq[4]) {
 #endif
 }
 
+// A[m][4k4 .. 4k4 + 3], loaded by this lane alone.
+vec4 load_a_row(const uint m, const uint k4) {
+#if A_M_CONTIGUOUS
+    vec4 a;
+    [[unroll]] for (uint q = 0; q < 4; ++q) a[q] = A4(((k4 * 4 + q) * M + m) / 4)[m % 4];
+    return a;
+#else
+    return A4((m * K) / 4 + k4);
+#endif
+}
+
+// The quad of A a sharing lane loads for rows m0 + s SHARE ..: [K][M]-stored A gives 4 rows at one
+// k (lane l: rows + 4 (l / 4) .. + 3 at k = 4k4 + l % 4), [M][K]-stored A one row at 4 k (row + l).
+vec4 load_a_shared(const uint rows, const uint k4, const uint lane) {
+#if A_M_CONTIGUOUS
+    return A4(((k4 * 4 + lane % 4) * M + min(rows + 4 * (lane / 4), M - 4)) / 4);
+#else
+    return A4((min(rows + lane, M - 1) * K) / 4 + k4);
+#endif
+}
+
+// Row i of the tile (A[m0 + i][4k4 .. 4k4 + 3]) from the sharing lanes' quads.
+vec4 shared_row(const vec4 held[TM / SHARE], const uint i) {
+#if A_M_CONTIGUOUS
+    vec4 a;
+    [[unroll]] for (uint q = 0; q < 4; ++q) a[q] = subgroupShuffle(held[i / SHARE][i % 4], (i % SHARE) / 4 * 4 + q);
+    return a;
+#else
+    return subgroupShuffle(held[i / SHARE], i % SHARE);
+#endif
+}
+
 // acc += A[m0 .. m0 + TM - 1][:] B[:][this lane's columns]. With shared_a, SHARE lanes load a tile's
 // A rows (lane l holds A[row][4k4 .. 4k4 + 3] for rows m0 + s*SHARE + l) and every lane takes them
 // with subgroupShuffle; without, every lane loads all TM rows itself. main() calls it with a constant
@@ -53,11 +93,9 @@ void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4
         [[unroll]] for (uint c = 0; c < NC; ++c) load_b(k4, n_start + 4 * c, bq[c]);
         vec4 held[TM / SHARE];
         if (shared_a)
-            [[unroll]] for (uint s = 0; s < TM / SHARE; ++s)
-                held[s] = A4((min(m0 + s * SHARE + lane % SHARE, M - 1) * K) / 4 + k4);
+            [[unroll]] for (uint s = 0; s < TM / SHARE; ++s) held[s] = load_a_shared(m0 + s * SHARE, k4, lane % SHARE);
         [[unroll]] for (uint i = 0; i < TM; ++i) {
-            const vec4 a = shared_a ? subgroupShuffle(held[i / SHARE], i % SHARE)
-                                    : A4((min(m0 + i, M - 1) * K) / 4 + k4);
+            const vec4 a = shared_a ? shared_row(held, i) : load_a_row(min(m0 + i, M - 1), k4);
             [[unroll]] for (uint c = 0; c < NC; ++c)
                 [[unroll]] for (uint q = 0; q < 4; ++q) acc[i][c] = fma(vec4(a[q]), bq[c][q], acc[i][c]);
         }
@@ -92,4 +130,26 @@ void main() {
                 if (n + j < N) STORE(m, n + j, acc[i][c][j]);
         }
     }
+#ifdef STORE_ROW_SUM
+    // A's row sums, once per row: by the first column of workgroups, one fetch per 4 values.
+    if (ROW_SUMS && gl_WorkGroupID.x == 0) {
+#if A_M_CONTIGUOUS
+        // Lane l sums rows m0 + 4 l .. + 3 together, one k at a time (M % 4 == 0: whole quads).
+        for (uint r = 4 * gl_LocalInvocationID.x; r < TM && m0 + r < M; r += 4 * WG_X) {
+            vec4 sum = vec4(0.0);
+            for (uint k = 0; k < K; ++k) sum += A4((k * M + m0 + r) / 4);
+            [[unroll]] for (uint j = 0; j < 4; ++j) STORE_ROW_SUM(m0 + r + j, sum[j]);
+        }
+#else
+        for (uint i = gl_LocalInvocationID.x; i < TM && m0 + i < M; i += WG_X) {
+            float sum = 0.0;
+            for (uint k4 = 0; k4 < K / 4; ++k4) {
+                const vec4 a = A4(((m0 + i) * K) / 4 + k4);
+                sum = (((sum + a.x) + a.y) + a.z) + a.w;   // k order, like a float loop
+            }
+            STORE_ROW_SUM(m0 + i, sum);
+        }
+#endif
+    }
+#endif
 }

@@ -30,12 +30,12 @@ TEXEL_SUFFIX = " (texel reads)"
 KERNEL = "auto"
 
 
-def applies(device, m: int, n: int, k: int, b_n_contiguous: bool) -> bool:
-    """Whether the shuffle core can run this shape (A stored [m][k]; vec4 rows need multiples of
-    4) and is chosen."""
+def applies(device, m: int, n: int, k: int, b_n_contiguous: bool, a_m_contiguous: bool = False) -> bool:
+    """Whether the shuffle core can run this shape (A stored [m][k], or [k][m] with a_m_contiguous;
+    vec4 rows need multiples of 4) and is chosen."""
     if KERNEL == "scalar" or (KERNEL == "auto" and device.properties["device_type"] != "Cpu"):
         return False
-    return k % 4 == 0 and (not b_n_contiguous or n % 4 == 0)
+    return k % 4 == 0 and (not b_n_contiguous or n % 4 == 0) and (not a_m_contiguous or m % 4 == 0)
 
 
 def columns(tile: dict) -> int:

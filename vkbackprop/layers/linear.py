@@ -83,6 +83,13 @@ class Linear(Module):
                              io.batch, self.in_features, self.out, True, True,
                              {"RELU_BACKWARD": io.dx_epilogue == "relu"})]
         # dW = dy^T x over the batch: A = dy^T, B = x is [batch][in].
+        if gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True, a_m_contiguous=True):
+            # The vec4 core reads A = dy^T where dy lies; its first column of workgroups sums dbias.
+            bias = io.grads["bias"] if self.bias else io.device.placeholder
+            buffers = {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"], "dbias": bias}
+            io.device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle_dy.comp's bias sums (batch {io.batch})")
+            return dx + [gemm_shuffle.shuffle_dispatch(io.device, "linear/backward_weight_shuffle_dy.comp", buffers,
+                                                       self.out, self.in_features, io.batch, {"HAS_BIAS": self.bias})]
         if gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True):
             transpose, weight = self._transposed_weight_gradient(io)
             return [transpose] + dx + [weight]   # dx runs while the transposed copy settles
@@ -98,21 +105,15 @@ class Linear(Module):
         return work + dx
 
     def _transposed_weight_gradient(self, io: LayerIO) -> tuple:
-        """For the vec4 core, which is fast only with A's k contiguous: copy dy to [out][batch] (in
-        4 x 4 blocks where out % 4 == 0, else float by float; the same pass sums the bias gradient),
-        then dW = dyt x."""
+        """For the vec4 core when out_features % 4 != 0 (dy's rows are not whole quads): copy dy to
+        [out][batch] float by float, the same pass summing the bias gradient; then dW = dyt x."""
         device = io.device
         dyt = device.buffer(f"{io.dy.name}.T", (self.out, io.batch))
-        blocks = self.out % 4 == 0
-        shader = "linear/transpose_dy.comp" if blocks else "linear/transpose_dy_scalar.comp"
         buffers = {"dy": io.dy, "dyt": dyt, "dbias": io.grads["bias"] if self.bias else device.placeholder}
-        program = device.program(shader)
-        device.check_loop((io.batch // 4 if blocks else io.batch) + 1, f"{shader} (batch {io.batch})")
-        per_invocation = 4 if blocks else 1
-        transpose = device.dispatch(
-            program, buffers,
-            (-(-self.out // (per_invocation * program.local_size[0])), 1, 1),
-            dict(B=io.batch, N=self.out, HAS_BIAS=self.bias))
+        program = device.program("linear/transpose_dy_scalar.comp")
+        device.check_loop(io.batch + 1, f"linear/transpose_dy_scalar.comp (batch {io.batch})")
+        transpose = device.dispatch(program, buffers, (-(-self.out // program.local_size[0]), 1, 1),
+                                    dict(B=io.batch, N=self.out, HAS_BIAS=self.bias))
         weight = self._gemm(io, "backward_weight", {"dyt": dyt, "x": io.x, "dweight": io.grads["weight"]},
                             self.out, self.in_features, io.batch, True, True)
         return transpose, weight
