@@ -15,7 +15,7 @@ def float_array(value, name: str, shape: tuple, finite: bool = True) -> np.ndarr
     if finite:
         require_finite(array, name)
     converted = to_float32(array)
-    if finite:
+    if finite and converted is not array:   # only a conversion can overflow
         require_finite(converted, name, "float32")
     return converted
 
