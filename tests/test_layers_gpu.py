@@ -183,12 +183,12 @@ def test_linear_gemm_kernels(device, rng, monkeypatch, kernel, tiles, batch, fan
     want = ("linear/forward.comp" if not (shuffle and fan_in % 4 == 0) else
             "linear/forward_shuffle_t.comp" if few else "linear/forward_shuffle.comp")
     assert [d.name for d in layer.forward(io)] == [want]
-    # dW on the vec4 core where it can take it: reading dy in place (and summing dbias) where dy's
-    # rows are whole quads, else through a transposed copy of dy (which sums dbias).
-    vec4_dw = shuffle and batch % 4 == 0 and fan_in % 4 == 0
-    want = (["linear/backward_weight_shuffle_dy.comp"] if vec4_dw and fan_out % 4 == 0 else
-            ["linear/transpose_dy_scalar.comp", "linear/backward_weight_shuffle.comp"] if vec4_dw else
+    # dW on the vec4 core reading dy in place where dy's rows are whole quads (any batch), else
+    # through a transposed copy of dy (batch % 4 == 0), which dx then reads too (any out_features).
+    in_place = shuffle and fan_out % 4 == 0 and fan_in % 4 == 0
+    via_copy = shuffle and not in_place and batch % 4 == 0 and fan_in % 4 == 0
+    want = (["linear/backward_weight_shuffle.comp"] if in_place else
+            ["linear/transpose_dy.comp", "linear/backward_weight_shuffle.comp"] if via_copy else
             ["linear/backward_weight.comp"] + ["linear/backward_bias.comp"] * bias)
-    want.append("linear/backward_input_shuffle.comp" if shuffle and fan_out % 4 == 0 and fan_in % 4 == 0
-                else "linear/backward_input.comp")
+    want.append("linear/backward_input_shuffle.comp" if in_place or via_copy else "linear/backward_input.comp")
     assert sorted(d.name for d in layer.backward(io)) == sorted(want)

@@ -105,8 +105,8 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
     linear = [(path, defines) for path, defines in used if path.startswith("linear/") and defines and "TM" in defines]
     assert linear
     for path, defines in linear:   # each is the tile cached for its shader (and one of its shape classes)
-        tile = {k: v for k, v in defines.items() if k != "TEXEL_READS"}
-        key = path + (gemm_shuffle.TEXEL_SUFFIX if defines.get("TEXEL_READS") else "") + "|"
+        tile = {k: v for k, v in defines.items() if k in gemm_shuffle.TILE}
+        key = gemm_shuffle.tuning_name(path, defines) + "|"
         assert tile in [t for k, t in entries.items() if k.startswith(key)], path
 
 

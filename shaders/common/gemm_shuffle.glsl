@@ -17,8 +17,9 @@
 // [K][N], 0: [N][K]). A is stored [M][K] (k contiguous), or [K][M] with A_M_CONTIGUOUS 1 (e.g.
 // A = dy^T read where dy lies). Optionally ROW_SUMS (a bool) and STORE_ROW_SUM(m, v): the first
 // column of workgroups also stores each row's sum of A over k = 0, 1, ... in order (a bias
-// gradient). Requirements, checked in Python (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0;
-// N % 4 == 0 when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0 when A is [K][M].
+// gradient). Requirements, checked in Python (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0,
+// except with A [K][M] and B [K][N]; N % 4 == 0 when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0
+// when A is [K][M].
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
@@ -102,6 +103,22 @@ void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4
     }
 }
 
+#if A_M_CONTIGUOUS && B_N_CONTIGUOUS
+// The last K % 4 steps, one k at a time: with A stored [K][M] and B [K][N] every k's row starts a
+// quad, so K needs no multiple of 4 (e.g. dx = dy W over a handful of outputs, A = dy^T).
+void multiply_k_tail(const uint n_start, const uint m0, inout vec4 acc[TM][NC]) {
+    for (uint k = K / 4 * 4; k < K; ++k) {
+        vec4 b[NC];
+        [[unroll]] for (uint c = 0; c < NC; ++c) b[c] = B4((k * N + min(n_start + 4 * c, ((N + 3) / 4 - 1) * 4)) / 4);
+        [[unroll]] for (uint r4 = 0; r4 < TM / 4; ++r4) {
+            const vec4 a = A4((k * M + min(m0 + 4 * r4, M - 4)) / 4);   // rows m0 + 4 r4 .. + 3 at k
+            [[unroll]] for (uint r = 0; r < 4; ++r)
+                [[unroll]] for (uint c = 0; c < NC; ++c) acc[4 * r4 + r][c] = fma(vec4(a[r]), b[c], acc[4 * r4 + r][c]);
+        }
+    }
+}
+#endif
+
 void main() {
     const uint n_start = gl_GlobalInvocationID.x * 4 * NC;   // this lane's columns: n_start .. + 4 NC - 1
     const uint m0 = gl_WorkGroupID.y * TM;
@@ -113,6 +130,9 @@ void main() {
         multiply(true, n_start, m0, acc);
     else
         multiply(false, n_start, m0, acc);
+#if A_M_CONTIGUOUS && B_N_CONTIGUOUS
+    multiply_k_tail(n_start, m0, acc);
+#endif
 
     [[unroll]] for (uint i = 0; i < TM; ++i) {
         const uint m = m0 + i;

@@ -1,21 +1,32 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "../common/vec4_input.glsl"
-// backward_weight.comp with the vec4 + subgroup-shuffle GEMM core, reading dy transposed
-// (transpose_dy.comp) so that A has k contiguous (batch, in and out % 4 == 0).
-// dweight[o, i] = sum_b dyt[o, b] * x[b, i]
+// backward_weight.comp with the vec4 + subgroup-shuffle GEMM core (batch and in % 4 == 0). A = dy^T
+// is read where dy lies ([batch][out]: -DA_M_CONTIGUOUS=1, out % 4 == 0), else from dyt, its
+// [out][batch] copy (linear/transpose_dy.comp). With HAS_BIAS the first column of workgroups also
+// sums dbias[o] = sum_b dy[b, o], over b = 0, 1, ... like backward_bias.comp.
+// dweight[o, i] = sum_b dy[b, o] * x[b, i]
 
 layout(constant_id = 0) const uint M = 1;  // out_features
 layout(constant_id = 1) const uint N = 1;  // in_features
 layout(constant_id = 2) const uint K = 1;  // batch
+layout(constant_id = 3) const bool HAS_BIAS = true;
 
+#if A_M_CONTIGUOUS
+VEC4_INPUT(0, DY, dy);
+#define A4(i) LOAD4(dy, i)
+#else
 VEC4_INPUT(0, DYT, dyt);
+#define A4(i) LOAD4(dyt, i)
+#endif
 VEC4_INPUT(1, X, x);
 layout(set = 0, binding = 2) writeonly buffer DWeight { vec4 dweight[]; };  // N % 4 == 0: whole vec4 rows
+layout(set = 0, binding = 3) writeonly buffer DBias { float dbias[]; };
 
 #define B_N_CONTIGUOUS 1
-#define A4(i) LOAD4(dyt, i)
 #define B4(i) LOAD4(x, i)
 #define STORE(m, n, v) dweight[((m) * N + (n)) / 4][(n) % 4] = (v)
 #define STORE4(m, n, v) dweight[((m) * N + (n)) / 4] = (v)
+#define ROW_SUMS HAS_BIAS
+#define STORE_ROW_SUM(m, v) dbias[m] = (v)
 #include "../common/gemm_shuffle.glsl"

@@ -31,11 +31,15 @@ KERNEL = "auto"
 
 
 def applies(device, m: int, n: int, k: int, b_n_contiguous: bool, a_m_contiguous: bool = False) -> bool:
-    """Whether the shuffle core can run this shape (A stored [m][k], or [k][m] with a_m_contiguous;
-    vec4 rows need multiples of 4) and is chosen."""
+    """Whether the shuffle core can run this shape and is chosen. Its vec4 loads need whole quads:
+    A stored [m][k] needs k % 4 == 0, A stored [k][m] (a_m_contiguous) m % 4 == 0; B stored [k][n]
+    (b_n_contiguous) needs n % 4 == 0, B stored [n][k] k % 4 == 0. (With A [k][m] and B [k][n], the
+    core steps through the k % 4 tail one k at a time.)"""
     if KERNEL == "scalar" or (KERNEL == "auto" and device.properties["device_type"] != "Cpu"):
         return False
-    return k % 4 == 0 and (not b_n_contiguous or n % 4 == 0) and (not a_m_contiguous or m % 4 == 0)
+    a_ok = m % 4 == 0 if a_m_contiguous else k % 4 == 0
+    b_ok = n % 4 == 0 if b_n_contiguous else k % 4 == 0
+    return a_ok and b_ok
 
 
 def columns(tile: dict) -> int:
@@ -44,10 +48,11 @@ def columns(tile: dict) -> int:
 
 
 def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
-                     constants: dict | None = None, name: str | None = None, tile: dict | None = None):
+                     constants: dict | None = None, name: str | None = None, tile: dict | None = None,
+                     defines: dict | None = None):
     """A dispatch of `shader` (which includes common/gemm_shuffle.glsl) computing an m x n result
     over k; check `applies` first. `tile`: the default (TILE if None); a tuned tile cached for this
-    shape class wins."""
+    shape class wins. `defines`: the shader's own -D switches (e.g. A_M_CONTIGUOUS)."""
     def check(tile):
         # The k loop over quads, plus headroom for the core's short fixed loops should the compiler keep any.
         device.check_loop(k // 4 + 4 * (tile["TM"] * tile["NC"] + 8), f"{shader} (reduction length {k})")
@@ -55,9 +60,17 @@ def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
     reads = device.read_defines(buffers.values())   # texel or storage buffers (common/vec4_input.glsl)
 
     def build(tile):
-        program = device.program(shader, dict(tile, **reads))
+        program = device.program(shader, dict(tile, **reads, **(defines or {})))
         groups = (-(-n // columns(tile)), -(-m // tile["TM"]))
         return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
-    # Texel and storage-buffer reads are tuned apart: their costs differ.
-    tuned_as = shader + (TEXEL_SUFFIX if reads["TEXEL_READS"] else "")
-    return build(tuning.planned_tile(check, device, tuned_as, (m, n, k), TILES, tile or TILE, build))
+    return build(tuning.planned_tile(check, device, tuning_name(shader, dict(reads, **(defines or {}))),
+                                     (m, n, k), TILES, tile or TILE, build))
+
+
+def tuning_name(shader: str, defines: dict) -> str:
+    """The tuning cache's name for a variant of `shader` compiled with `defines` (tile keys aside):
+    texel and storage-buffer reads are tuned apart (their costs differ), and so are the shader's
+    own switches."""
+    switches = sorted((k, v) for k, v in defines.items() if k not in TILE and k != "TEXEL_READS")
+    return (shader + (TEXEL_SUFFIX if defines.get("TEXEL_READS") else "")
+            + "".join(f" ({k}={v})" for k, v in switches))

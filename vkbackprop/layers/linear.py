@@ -76,44 +76,54 @@ class Linear(Module):
 
     def backward(self, io: LayerIO) -> list:
         # dW, db and dx only read dy, x and W: independent of each other, no barriers between them.
-        dx = []
+        device = io.device
+        bias = io.grads["bias"] if self.bias else device.placeholder
+        # dW = dy^T x over the batch: A = dy^T, B = x is [batch][in]. The vec4 core reads A where dy
+        # lies when dy's rows are whole quads (out % 4 == 0; any batch), else from a transposed copy
+        # (batch % 4 == 0), which the input gradient then reads too; its first column of workgroups
+        # sums dbias.
+        transpose = dyt = None
+        in_place = gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True, a_m_contiguous=True)
+        if in_place or gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True):
+            if not in_place:
+                transpose, dyt = self._transposed_dy(io)
+            buffers = {"dy" if in_place else "dyt": io.dy if in_place else dyt,
+                       "x": io.x, "dweight": io.grads["weight"], "dbias": bias}
+            device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle.comp's bias sums (batch {io.batch})")
+            work = [gemm_shuffle.shuffle_dispatch(device, "linear/backward_weight_shuffle.comp", buffers, self.out,
+                                                  self.in_features, io.batch, {"HAS_BIAS": self.bias},
+                                                  defines={"A_M_CONTIGUOUS": int(in_place)})]
+        else:   # the scalar core reads A = dy^T where it lies (m-contiguous)
+            work = [self._gemm(io, "backward_weight", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
+                               self.out, self.in_features, io.batch, False, True)]
+            if self.bias:
+                device.check_loop(io.batch + 1, f"linear/backward_bias.comp (batch {io.batch})")  # +1: the exit
+                program = device.program("linear/backward_bias.comp")
+                work.append(device.dispatch(program, {"dy": io.dy, "dbias": bias},
+                                            device.grid_1d(self.out, program.local_size[0]),
+                                            dict(B=io.batch, N=self.out)))
         if io.dx is not None:
-            # dx = dy W: A = dy is [batch][out], B = W is [out][in].
-            dx = [self._gemm(io, "backward_input", {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx, "x": io.x},
-                             io.batch, self.in_features, self.out, True, True,
-                             {"RELU_BACKWARD": io.dx_epilogue == "relu"})]
-        # dW = dy^T x over the batch: A = dy^T, B = x is [batch][in].
-        if gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True, a_m_contiguous=True):
-            # The vec4 core reads A = dy^T where dy lies; its first column of workgroups sums dbias.
-            bias = io.grads["bias"] if self.bias else io.device.placeholder
-            buffers = {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"], "dbias": bias}
-            io.device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle_dy.comp's bias sums (batch {io.batch})")
-            return dx + [gemm_shuffle.shuffle_dispatch(io.device, "linear/backward_weight_shuffle_dy.comp", buffers,
-                                                       self.out, self.in_features, io.batch, {"HAS_BIAS": self.bias})]
-        if gemm_shuffle.applies(io.device, self.out, self.in_features, io.batch, True):
-            transpose, weight = self._transposed_weight_gradient(io)
-            return [transpose] + dx + [weight]   # dx runs while the transposed copy settles
-        # The scalar core reads A = dy^T where it lies: dy is [batch][out] (m-contiguous).
-        work = [self._gemm(io, "backward_weight", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
-                           self.out, self.in_features, io.batch, False, True)]
-        if self.bias:
-            io.device.check_loop(io.batch + 1, f"linear/backward_bias.comp (batch {io.batch})")  # +1: the exit
-            program = io.device.program("linear/backward_bias.comp")
-            work.append(io.device.dispatch(
-                program, {"dy": io.dy, "dbias": io.grads["bias"]},
-                io.device.grid_1d(self.out, program.local_size[0]), dict(B=io.batch, N=self.out)))
-        return work + dx
+            work.append(self._input_gradient(io, dyt))
+        return ([transpose] if transpose else []) + work
 
-    def _transposed_weight_gradient(self, io: LayerIO) -> tuple:
-        """For the vec4 core when out_features % 4 != 0 (dy's rows are not whole quads): copy dy to
-        [out][batch] float by float, the same pass summing the bias gradient; then dW = dyt x."""
+    def _input_gradient(self, io: LayerIO, dyt):
+        """dx = dy W: A = dy is [batch][out], B = W is [out][in]. With dy's transposed copy (out % 4
+        != 0) the vec4 core reads that instead, as A stored [K][M]."""
+        buffers = {"weight": io.params["weight"], "dx": io.dx, "x": io.x}
+        constants = {"RELU_BACKWARD": io.dx_epilogue == "relu"}
+        if dyt is not None and gemm_shuffle.applies(io.device, io.batch, self.in_features, self.out, True,
+                                                    a_m_contiguous=True):
+            return gemm_shuffle.shuffle_dispatch(io.device, "linear/backward_input_shuffle.comp",
+                                                 {"dyt": dyt, **buffers}, io.batch,
+                                                 self.in_features, self.out, constants, defines={"A_M_CONTIGUOUS": 1})
+        return self._gemm(io, "backward_input", {"dy": io.dy, **buffers}, io.batch, self.in_features, self.out,
+                          True, True, constants)
+
+    def _transposed_dy(self, io: LayerIO) -> tuple:
+        """(the dispatch copying dy to [out][batch] float by float for the vec4 core, the copy)."""
         device = io.device
         dyt = device.buffer(f"{io.dy.name}.T", (self.out, io.batch))
-        buffers = {"dy": io.dy, "dyt": dyt, "dbias": io.grads["bias"] if self.bias else device.placeholder}
-        program = device.program("linear/transpose_dy_scalar.comp")
-        device.check_loop(io.batch + 1, f"linear/transpose_dy_scalar.comp (batch {io.batch})")
-        transpose = device.dispatch(program, buffers, (-(-self.out // program.local_size[0]), 1, 1),
-                                    dict(B=io.batch, N=self.out, HAS_BIAS=self.bias))
-        weight = self._gemm(io, "backward_weight", {"dyt": dyt, "x": io.x, "dweight": io.grads["weight"]},
-                            self.out, self.in_features, io.batch, True, True)
-        return transpose, weight
+        program = device.program("linear/transpose_dy.comp")
+        device.check_loop(io.batch + 1, f"linear/transpose_dy.comp (batch {io.batch})")
+        return device.dispatch(program, {"dy": io.dy, "dyt": dyt}, (-(-self.out // program.local_size[0]), 1, 1),
+                               dict(B=io.batch, N=self.out)), dyt
