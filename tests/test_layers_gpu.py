@@ -22,9 +22,9 @@ def assert_sum_close(got, want, k: int, what: str):
     assert_close(got, want, 2e-6 * np.sqrt(k + 1) * scale, what)
 
 
-@SETTINGS
-@given(batch=SIZES, fan_in=SIZES, fan_out=SIZES, bias=st.booleans(), seed=st.integers(0, 2**31))
-def test_linear(device, batch, fan_in, fan_out, bias, seed):
+def check_linear(device, batch, fan_in, fan_out, bias, seed) -> tuple:
+    """Linear's forward and backward on the device against the float64 reference; returns
+    (params, x, dy, y, dx, grads) for further oracles."""
     rng = np.random.default_rng(seed)
     layer = vb.Linear(fan_in, fan_out, bias=bias)
     params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
@@ -41,6 +41,13 @@ def test_linear(device, batch, fan_in, fan_out, bias, seed):
         assert_sum_close(grads["bias"], rdb, batch, "dbias")
     else:
         assert set(grads) == {"weight"}
+    return params, x, dy, y, dx, grads
+
+
+@SETTINGS
+@given(batch=SIZES, fan_in=SIZES, fan_out=SIZES, bias=st.booleans(), seed=st.integers(0, 2**31))
+def test_linear(device, batch, fan_in, fan_out, bias, seed):
+    params, x, dy, y, dx, grads = check_linear(device, batch, fan_in, fan_out, bias, seed)
 
     # PyTorch autograd as a second, independent oracle.
     t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
@@ -61,18 +68,7 @@ QUAD_SIZES = st.sampled_from([1, 3, 4, 8, 10, 12, 20, 33, 36, 64, 68, 132])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=QUAD_SIZES, fan_in=QUAD_SIZES, fan_out=QUAD_SIZES, bias=st.booleans(), seed=st.integers(0, 2**31))
 def test_linear_on_mostly_quad_shapes(device, batch, fan_in, fan_out, bias, seed):
-    rng = np.random.default_rng(seed)
-    layer = vb.Linear(fan_in, fan_out, bias=bias)
-    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
-    x = rng.standard_normal((batch, fan_in)).astype(np.float32)
-    dy = rng.standard_normal((batch, fan_out)).astype(np.float32)
-    y, dx, grads = run_layer(device, layer, x, params, dy)
-    assert_sum_close(y, ref.linear_forward(x, params["weight"], params.get("bias")), fan_in, "y")
-    rdx, rdw, rdb = ref.linear_backward(x, params["weight"], dy, has_bias=bias)
-    assert_sum_close(dx, rdx, fan_out, "dx")
-    assert_sum_close(grads["weight"], rdw, batch, "dweight")
-    if bias:
-        assert_sum_close(grads["bias"], rdb, batch, "dbias")
+    check_linear(device, batch, fan_in, fan_out, bias, seed)
 
 
 @SETTINGS
