@@ -38,9 +38,13 @@
 #endif
 layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
 
-// B[4k4 + q][n0 .. n0 + 3] for q = 0..3. Columns past N repeat the last one (never stored).
+// A lane's first column n0, clamped to the last quad: every lane runs the whole loop, and columns
+// past N repeat the last one (never stored).
+uint clamped_column(const uint n0) { return min(n0, ((N + 3) / 4 - 1) * 4); }
+
+// B[4k4 + q][n0 .. n0 + 3] for q = 0..3.
 void load_b(const uint k4, uint n0, out vec4 bq[4]) {
-    n0 = min(n0, ((N + 3) / 4 - 1) * 4);   // clamped: every lane runs the whole loop
+    n0 = clamped_column(n0);
 #if B_N_CONTIGUOUS
     [[unroll]] for (uint q = 0; q < 4; ++q) bq[q] = B4(((k4 * 4 + q) * N + n0) / 4);
 #else
@@ -75,7 +79,8 @@ vec4 load_a_shared(const uint rows, const uint k4, const uint lane) {
 vec4 shared_row(const vec4 held[TM / SHARE], const uint i) {
 #if A_M_CONTIGUOUS
     vec4 a;
-    [[unroll]] for (uint q = 0; q < 4; ++q) a[q] = subgroupShuffle(held[i / SHARE][i % 4], (i % SHARE) / 4 * 4 + q);
+    [[unroll]] for (uint q = 0; q < 4; ++q)
+        a[q] = subgroupShuffle(held[i / SHARE][i % 4], (i % SHARE) / 4 * 4 + q);   // lane holding k = 4k4 + q
     return a;
 #else
     return subgroupShuffle(held[i / SHARE], i % SHARE);
@@ -83,8 +88,8 @@ vec4 shared_row(const vec4 held[TM / SHARE], const uint i) {
 }
 
 // acc += A[m0 .. m0 + TM - 1][:] B[:][this lane's columns]. With shared_a, SHARE lanes load a tile's
-// A rows (lane l holds A[row][4k4 .. 4k4 + 3] for rows m0 + s*SHARE + l) and every lane takes them
-// with subgroupShuffle; without, every lane loads all TM rows itself. main() calls it with a constant
+// A quads (load_a_shared) and every lane takes them with subgroupShuffle (shared_row); without,
+// every lane loads all TM rows itself. main() calls it with a constant
 // shared_a in each branch, so each inlined copy has one kind of A access: a runtime select inside the
 // loop cost ~12% on lavapipe, which runs the masked-off loads as well.
 void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4 acc[TM][NC]) {
@@ -94,7 +99,8 @@ void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4
         [[unroll]] for (uint c = 0; c < NC; ++c) load_b(k4, n_start + 4 * c, bq[c]);
         vec4 held[TM / SHARE];
         if (shared_a)
-            [[unroll]] for (uint s = 0; s < TM / SHARE; ++s) held[s] = load_a_shared(m0 + s * SHARE, k4, lane % SHARE);
+            [[unroll]] for (uint s = 0; s < TM / SHARE; ++s)
+                held[s] = load_a_shared(m0 + s * SHARE, k4, lane % SHARE);
         [[unroll]] for (uint i = 0; i < TM; ++i) {
             const vec4 a = shared_a ? shared_row(held, i) : load_a_row(min(m0 + i, M - 1), k4);
             [[unroll]] for (uint c = 0; c < NC; ++c)
@@ -109,11 +115,12 @@ void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4
 void multiply_k_tail(const uint n_start, const uint m0, inout vec4 acc[TM][NC]) {
     for (uint k = K / 4 * 4; k < K; ++k) {
         vec4 b[NC];
-        [[unroll]] for (uint c = 0; c < NC; ++c) b[c] = B4((k * N + min(n_start + 4 * c, ((N + 3) / 4 - 1) * 4)) / 4);
+        [[unroll]] for (uint c = 0; c < NC; ++c) b[c] = B4((k * N + clamped_column(n_start + 4 * c)) / 4);
         [[unroll]] for (uint r4 = 0; r4 < TM / 4; ++r4) {
             const vec4 a = A4((k * M + min(m0 + 4 * r4, M - 4)) / 4);   // rows m0 + 4 r4 .. + 3 at k
             [[unroll]] for (uint r = 0; r < 4; ++r)
-                [[unroll]] for (uint c = 0; c < NC; ++c) acc[4 * r4 + r][c] = fma(vec4(a[r]), b[c], acc[4 * r4 + r][c]);
+                [[unroll]] for (uint c = 0; c < NC; ++c)
+                    acc[4 * r4 + r][c] = fma(vec4(a[r]), b[c], acc[4 * r4 + r][c]);
         }
     }
 }

@@ -75,36 +75,38 @@ class Linear(Module):
                 and gemm_shuffle.applies(io.device, self.out, io.batch, self.in_features, False))
 
     def backward(self, io: LayerIO) -> list:
-        # dW, db and dx only read dy, x and W: independent of each other, no barriers between them.
-        device = io.device
-        bias = io.grads["bias"] if self.bias else device.placeholder
-        # dW = dy^T x over the batch: A = dy^T, B = x is [batch][in]. The vec4 core reads A where dy
-        # lies when dy's rows are whole quads (out % 4 == 0; any batch), else from a transposed copy
-        # (batch % 4 == 0), which the input gradient then reads too; its first column of workgroups
-        # sums dbias.
-        transpose = dyt = None
-        in_place = gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True, a_m_contiguous=True)
-        if in_place or gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True):
-            if not in_place:
-                transpose, dyt = self._transposed_dy(io)
-            buffers = {"dy" if in_place else "dyt": io.dy if in_place else dyt,
-                       "x": io.x, "dweight": io.grads["weight"], "dbias": bias}
-            device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle.comp's bias sums (batch {io.batch})")
-            work = [gemm_shuffle.shuffle_dispatch(device, "linear/backward_weight_shuffle.comp", buffers, self.out,
-                                                  self.in_features, io.batch, {"HAS_BIAS": self.bias},
-                                                  defines={"A_M_CONTIGUOUS": int(in_place)})]
-        else:   # the scalar core reads A = dy^T where it lies (m-contiguous)
-            work = [self._gemm(io, "backward_weight", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
-                               self.out, self.in_features, io.batch, False, True)]
-            if self.bias:
-                device.check_loop(io.batch + 1, f"linear/backward_bias.comp (batch {io.batch})")  # +1: the exit
-                program = device.program("linear/backward_bias.comp")
-                work.append(device.dispatch(program, {"dy": io.dy, "dbias": bias},
-                                            device.grid_1d(self.out, program.local_size[0]),
-                                            dict(B=io.batch, N=self.out)))
+        # dW, db and dx only read dy (or its copy), x and W: no barriers between them.
+        copy, dyt, work = self._weight_gradients(io)
         if io.dx is not None:
             work.append(self._input_gradient(io, dyt))
-        return ([transpose] if transpose else []) + work
+        return copy + work
+
+    def _weight_gradients(self, io: LayerIO) -> tuple:
+        """dW = dy^T x over the batch (A = dy^T, B = x is [batch][in]) and db: (the dispatch copying
+        dy to [out][batch], if any, as a list; that copy or None; the dW and db dispatches). The vec4
+        core reads A where dy lies when dy's rows are whole quads (out % 4 == 0, any batch), else from
+        the copy (batch % 4 == 0); its first column of workgroups sums dbias."""
+        device = io.device
+        bias = io.grads["bias"] if self.bias else device.placeholder
+        in_place = gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True, a_m_contiguous=True)
+        if in_place or gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True):
+            copy, dyt = ([], None) if in_place else self._transposed_dy(io)
+            a = {"dy": io.dy} if in_place else {"dyt": dyt}
+            device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle.comp's bias sums (batch {io.batch})")
+            dw = gemm_shuffle.shuffle_dispatch(
+                device, "linear/backward_weight_shuffle.comp",
+                {**a, "x": io.x, "dweight": io.grads["weight"], "dbias": bias}, self.out, self.in_features,
+                io.batch, {"HAS_BIAS": self.bias}, defines={"A_M_CONTIGUOUS": int(in_place)})
+            return copy, dyt, [dw]
+        # The scalar core reads A = dy^T where it lies (m-contiguous); the bias sums on their own.
+        work = [self._gemm(io, "backward_weight", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
+                           self.out, self.in_features, io.batch, False, True)]
+        if self.bias:
+            device.check_loop(io.batch + 1, f"linear/backward_bias.comp (batch {io.batch})")  # +1: the exit
+            program = device.program("linear/backward_bias.comp")
+            work.append(device.dispatch(program, {"dy": io.dy, "dbias": bias},
+                                        device.grid_1d(self.out, program.local_size[0]), dict(B=io.batch, N=self.out)))
+        return [], None, work
 
     def _input_gradient(self, io: LayerIO, dyt):
         """dx = dy W: A = dy is [batch][out], B = W is [out][in]. With dy's transposed copy (out % 4
@@ -113,17 +115,17 @@ class Linear(Module):
         constants = {"RELU_BACKWARD": io.dx_epilogue == "relu"}
         if dyt is not None and gemm_shuffle.applies(io.device, io.batch, self.in_features, self.out, True,
                                                     a_m_contiguous=True):
-            return gemm_shuffle.shuffle_dispatch(io.device, "linear/backward_input_shuffle.comp",
-                                                 {"dyt": dyt, **buffers}, io.batch,
-                                                 self.in_features, self.out, constants, defines={"A_M_CONTIGUOUS": 1})
+            return gemm_shuffle.shuffle_dispatch(io.device, "linear/backward_input_shuffle.comp", {"dyt": dyt, **buffers},
+                                                 io.batch, self.in_features, self.out, constants,
+                                                 defines={"A_M_CONTIGUOUS": 1})
         return self._gemm(io, "backward_input", {"dy": io.dy, **buffers}, io.batch, self.in_features, self.out,
                           True, True, constants)
 
     def _transposed_dy(self, io: LayerIO) -> tuple:
-        """(the dispatch copying dy to [out][batch] float by float for the vec4 core, the copy)."""
+        """([the dispatch copying dy to [out][batch] float by float for the vec4 core], the copy)."""
         device = io.device
         dyt = device.buffer(f"{io.dy.name}.T", (self.out, io.batch))
         program = device.program("linear/transpose_dy.comp")
         device.check_loop(io.batch + 1, f"linear/transpose_dy.comp (batch {io.batch})")
-        return device.dispatch(program, {"dy": io.dy, "dyt": dyt}, (-(-self.out // program.local_size[0]), 1, 1),
-                               dict(B=io.batch, N=self.out)), dyt
+        return [device.dispatch(program, {"dy": io.dy, "dyt": dyt}, (-(-self.out // program.local_size[0]), 1, 1),
+                                dict(B=io.batch, N=self.out))], dyt
