@@ -110,6 +110,26 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
         assert tile in [t for k, t in entries.items() if k.startswith(key)], path
 
 
+def test_candidates_are_timed_on_stand_ins_not_on_the_plans_buffers(device, monkeypatch, cache):
+    """A plan's buffers hold whatever the memory held (NaNs and denormals skew timings): tuning
+    times each candidate on stand-ins of the same shapes filled with values in [-1, 1)."""
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "auto")
+    monkeypatch.setenv(tuning.TUNE_ENV, "1")
+    timed = []
+    real_time = tuning._time
+    monkeypatch.setattr(tuning, "_time", lambda dev, d: timed.append(d) or real_time(dev, d))
+    model = vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5, bias=False))
+    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), 16, device=device)
+    planned = set().union(*(d.reads | d.writes for kind, d in trainer.plan.train.log if kind == "dispatch"))
+    assert timed
+    for d in timed:
+        assert not (d.reads | d.writes) & planned, d.name
+        for b in d.reads - d.writes:
+            assert b.name.startswith("tuning stand-in for "), (d.name, b.name)
+            values = device.read(b)
+            assert np.isfinite(values).all() and np.abs(values).max() <= 1.0, (d.name, b.name)
+
+
 def test_cached_tile_that_cannot_plan_falls_back_to_the_default(device, cache):
     def check(tile):
         if tile["TM"] == 16:

@@ -2,7 +2,9 @@
 
 A GEMM dispatch asks `choose_tile` for its tile. Without a cache entry it gets the family's
 default for the device; with `VKBACKPROP_TUNE=1` the first dispatch of a shape class times every
-candidate tile on the real buffers (GPU timestamps, best of a few runs), keeps the fastest and
+candidate tile on stand-ins for its buffers (same shapes, filled with small values: a plan's own
+buffers hold whatever the memory held, and NaNs or denormals there skew the timings; lavapipe ran
+one shape 40x slower on such garbage) with GPU timestamps, best of a few runs, keeps the fastest and
 writes it to `<cache dir>/gemm_tiles.json` (`VKBACKPROP_CACHE_DIR`, default ~/.cache/vkbackprop),
 keyed by the device (name, vendor, device id, driver version). Later plans read the entry and time
 nothing, so the choice is deterministic once cached. Every tile computes the same result (each is
@@ -15,11 +17,14 @@ also serves 128 x 256 x 1000.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import tempfile
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 TUNE_ENV = "VKBACKPROP_TUNE"
 _REPEATS = 3
@@ -92,13 +97,29 @@ def _time(device, dispatch) -> float:
     return best
 
 
-def planned_tile(check, device, shader: str, mnk: tuple, candidates: list, default: dict, build) -> dict:
+def stand_ins(device, buffers: dict) -> dict:
+    """Buffers to time a dispatch on in place of `buffers`: the same shapes and dtypes, filled with
+    deterministic values in [-1, 1) (one stand-in per buffer, however many names bind it)."""
+    rng = np.random.default_rng(0)
+    made = {}
+    for b in buffers.values():
+        if id(b) not in made:
+            made[id(b)] = device.buffer(f"tuning stand-in for {b.name}", b.shape, b.dtype, staged=True)
+            device.write(made[id(b)], rng.uniform(-1.0, 1.0, b.shape))
+    return {name: made[id(b)] for name, b in buffers.items()}
+
+
+def planned_tile(check, device, shader: str, mnk: tuple, candidates: list, default: dict, build,
+                 buffers: dict | None = None) -> dict:
     """The tile a GEMM dispatch uses. `check(tile)` raises ValueError if a tile cannot plan this
-    shape (lavapipe's loop limit), `build(tile)` makes the dispatch (to time it). The default must
-    plan, so a shape no tile can run gets the default's clear error; a cached tile that cannot plan
-    this member of its shape class falls back to the default."""
+    shape (lavapipe's loop limit), `build(tile, buffers)` makes the dispatch over `buffers`;
+    candidates are timed on `stand_ins` for them. The default must plan, so a shape no tile can run
+    gets the default's clear error; a cached tile that cannot plan this member of its shape class
+    falls back to the default."""
     check(default)
-    chosen = choose_tile(device, shader, *mnk, candidates, default, lambda tile: (check(tile), build(tile))[1])
+    timing_buffers = functools.cache(lambda: stand_ins(device, buffers or {}))   # made only if timed
+    chosen = choose_tile(device, shader, *mnk, candidates, default,
+                         lambda tile: (check(tile), build(tile, timing_buffers()))[1])
     try:
         check(chosen)
     except ValueError:

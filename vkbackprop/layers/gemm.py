@@ -29,8 +29,8 @@ def gemm_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
     def check(tile):
         device.check_loop(loop_iterations(k, tile), f"{shader} (reduction length {k})")
 
-    def build(tile):
+    def build(tile, bound=buffers):
         program = device.program(shader, tile)
         groups = (-(-n // (tile["WG_X"] * tile["TN"])), -(-m // (tile["WG_Y"] * tile["TM"])), z)
-        return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
-    return build(tuning.planned_tile(check, device, shader, (m, n, k), TILES, tile or TILE, build))
+        return device.dispatch(program, bound, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
+    return build(tuning.planned_tile(check, device, shader, (m, n, k), TILES, tile or TILE, build, buffers))

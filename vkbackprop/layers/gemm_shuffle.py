@@ -59,12 +59,12 @@ def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
 
     reads = device.read_defines(buffers.values())   # texel or storage buffers (common/vec4_input.glsl)
 
-    def build(tile):
+    def build(tile, bound=buffers):
         program = device.program(shader, dict(tile, **reads, **(defines or {})))
         groups = (-(-n // columns(tile)), -(-m // tile["TM"]))
-        return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
+        return device.dispatch(program, bound, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
     return build(tuning.planned_tile(check, device, tuning_name(shader, dict(reads, **(defines or {}))),
-                                     (m, n, k), TILES, tile or TILE, build))
+                                     (m, n, k), TILES, tile or TILE, build, buffers))
 
 
 def tuning_name(shader: str, defines: dict) -> str:
