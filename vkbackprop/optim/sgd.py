@@ -86,8 +86,10 @@ def foreach_slots(program) -> int:
 def _foreach_update(device, program, hyper, guard, pairs: list):
     """One dispatch of sgd/update.comp over as many (param, grad) pairs as it has slots, or fewer:
     parameter j gets GROUPS<j> consecutive workgroups, sized like `elementwise`'s grid
-    (Device.quads_per_invocation quads per invocation). Unused slots repeat the first pair and get no workgroups: a spare buffer
-    there would still count as written (the validation layer's hazard tracking counts bindings)."""
+    (Device.quads_per_invocation quads per invocation). Unused slots repeat the first pair and get
+    no workgroups: a spare buffer there would still count as written (the validation layer's
+    hazard tracking counts bindings). `program` gives the slots and the workgroup size; the
+    dispatch compiles the texel or storage-read variant its buffers allow."""
     local, slots = program.local_size[0], foreach_slots(program)
     buffers, quad_reads, constants, groups = {"hyper": hyper, "guard": guard}, {}, {}, 0
     for j in range(slots):
