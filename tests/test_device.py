@@ -77,3 +77,14 @@ def test_loops_longer_than_lavapipe_runs_are_refused(device):
     for width in (70001, 4 * 70000):
         with pytest.raises(ValueError, match=f"reduction length {width}.*stops loops after 65535"):
             vb.Trainer(vb.Sequential(vb.Linear(width, 1)), vb.MSELoss(), vb.SGD(lr=0.1), batch_size=1, device=device)
+
+
+def test_the_placeholder_binds_unused_inputs_only(device):
+    """A writable binding of the shared placeholder would make the hazard tracker order every
+    dispatch that binds it: refused before anything is recorded."""
+    y = device.buffer("y", (16,))
+    with pytest.raises(ValueError, match="binding 'y' is writable; the placeholder"):
+        device.dispatch("relu/forward.comp", {"x": y, "y": device.placeholder, "x4": y, "y4": device.placeholder}, (1,),
+                        {"NUMEL": 4})
+    device.dispatch("relu/forward.comp", {"x": device.placeholder, "y": y, "x4": device.placeholder, "y4": y}, (1,),
+                    {"NUMEL": 4})   # read-only: fine

@@ -131,8 +131,8 @@ class Device:
     def prefers_texel_reads(self) -> bool:
         """Whether shaders with a texel variant (shaders/common/vec4_input.glsl) should read their
         vec4 inputs as uniform texel buffers: on CPU devices, where llvmpipe loops over the lanes
-        for each storage-buffer load (the vec4 GEMM at 1024^3: 49 -> 64-66 GFLOP/s through texelFetch). GPUs keep
-        storage buffers. VKBACKPROP_TEXEL_READS=0/1 overrides."""
+        for each storage-buffer load (the vec4 GEMM at 1024^3: 49 -> 64-66 GFLOP/s through
+        texelFetch). GPUs keep storage buffers. VKBACKPROP_TEXEL_READS=0/1 overrides."""
         override = os.environ.get("VKBACKPROP_TEXEL_READS")
         if override not in (None, "", "0", "1"):
             raise ValueError(f"VKBACKPROP_TEXEL_READS must be 0 or 1, got {override!r}")
@@ -244,6 +244,9 @@ class Device:
             if got != _DTYPES[b.element_type]:
                 raise ValueError(f"{program.path}: binding '{b.name}' is {b.element_type}[] but buffer "
                                  f"'{buffers[b.name].name}' is {got}")
+            if b.writes and buffers[b.name] is self._placeholder:
+                raise ValueError(f"{program.path}: binding '{b.name}' is writable; the placeholder stands in "
+                                 "for unused inputs only (a write would order every dispatch binding it)")
             if b.texel and not self.texel_fits(buffers[b.name]):
                 raise ValueError(f"{program.path}: texel binding '{b.name}' needs 1..."
                                  f"{self.properties['max_texel_buffer_elements']} vec4 quads but buffer "

@@ -12,9 +12,9 @@ from . import gemm_shuffle
 from .gemm import gemm_dispatch
 
 
-# Each GEMM pass: (scalar core shader, vec4 + subgroup-shuffle core shader).
+# The passes `_gemm` picks a core for: (scalar core shader, vec4 + subgroup-shuffle core shader).
+# (The weight gradient picks in `_weight_gradients`: the vec4 core's A layout differs there.)
 _SHADERS = {"forward": ("linear/forward.comp", "linear/forward_shuffle.comp"),
-            "backward_weight": ("linear/backward_weight.comp", "linear/backward_weight_shuffle.comp"),
             "backward_input": ("linear/backward_input.comp", "linear/backward_input_shuffle.comp")}
 
 
@@ -87,24 +87,27 @@ class Linear(Module):
         core reads A where dy lies when dy's rows are whole quads (out % 4 == 0, any batch), else from
         the copy (batch % 4 == 0); its first column of workgroups sums dbias."""
         device = io.device
-        bias = io.grads["bias"] if self.bias else device.placeholder
         in_place = gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True, a_m_contiguous=True)
         if in_place or gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True):
             copy, dyt = ([], None) if in_place else self._transposed_dy(io)
             a = {"dy": io.dy} if in_place else {"dyt": dyt}
-            device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle.comp's bias sums (batch {io.batch})")
+            # Without a bias nothing is stored there, but the binding is writable: a buffer of its own, so
+            # the hazard tracker orders nothing else after it (the shared placeholder would be).
+            bias = io.grads["bias"] if self.bias else device.buffer(f"{io.dy.name}.no dbias", (1,))
+            if self.bias:
+                device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle.comp's bias sums (batch {io.batch})")
             dw = gemm_shuffle.shuffle_dispatch(
                 device, "linear/backward_weight_shuffle.comp",
                 {**a, "x": io.x, "dweight": io.grads["weight"], "dbias": bias}, self.out, self.in_features,
                 io.batch, {"HAS_BIAS": self.bias}, defines={"A_M_CONTIGUOUS": int(in_place)})
             return copy, dyt, [dw]
         # The scalar core reads A = dy^T where it lies (m-contiguous); the bias sums on their own.
-        work = [self._gemm(io, "backward_weight", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
-                           self.out, self.in_features, io.batch, False, True)]
+        work = [gemm_dispatch(device, "linear/backward_weight.comp", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
+                              self.out, self.in_features, io.batch)]
         if self.bias:
             device.check_loop(io.batch + 1, f"linear/backward_bias.comp (batch {io.batch})")  # +1: the exit
             program = device.program("linear/backward_bias.comp")
-            work.append(device.dispatch(program, {"dy": io.dy, "dbias": bias},
+            work.append(device.dispatch(program, {"dy": io.dy, "dbias": io.grads["bias"]},
                                         device.grid_1d(self.out, program.local_size[0]), dict(B=io.batch, N=self.out)))
         return [], None, work
 
