@@ -246,3 +246,86 @@ def test_more_parameters_than_one_stats_dispatch_takes(device, rng):
     with pytest.raises(FloatingPointError, match=rf"parameter '{last}'.* at step 0\b"):
         trainer.step(np.zeros((BATCH, 6), np.float32), [targets[0], np.full((BATCH, 3), 1e30, np.float32)])
     assert_bit_identical(before, snapshot(trainer))
+
+
+# Shapes where the vec4 weight-gradient GEMM runs (in_features and batch multiples of 4) and its
+# epilogue sums the gradients' squares: dy read in place (out % 4 == 0), from its transposed copy
+# (out = 10), without a bias. Forced onto that core on any device. (in, out, bias) per Linear, ReLU between.
+EPILOGUE_MODELS = {"in place": [(8, 12, True), (12, 4, True)], "transposed copy": [(8, 12, True), (12, 10, True)],
+                   "no bias": [(8, 12, False), (12, 4, False)]}
+
+
+def mlp_twins(linears):
+    """A vkbackprop MLP (ReLU between the Linears) and its PyTorch twin with the same weights."""
+    def layers(linear, relu):
+        out = []
+        for i, (n_in, n_out, bias) in enumerate(linears):
+            out += [relu()] * (i > 0) + [linear(n_in, n_out, bias=bias)]
+        return out
+    model = vb.Sequential(*layers(vb.Linear, vb.ReLU))
+    twin = torch.nn.Sequential(*layers(torch.nn.Linear, torch.nn.ReLU))
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    return model, twin
+
+
+@pytest.mark.parametrize("kind", list(EPILOGUE_MODELS))
+def test_norm_from_the_weight_gradient_epilogue_matches_torch(device, monkeypatch, rng, kind):
+    from vkbackprop.layers import gemm_shuffle
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+    vb.manual_seed(2)
+    model, twin = mlp_twins(EPILOGUE_MODELS[kind])
+    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), BATCH, device=device, clip_grad_norm=0.3)
+    assert set(trainer.plan.grad_squares) == set(model.state_dict()), "every gradient's squares from its GEMM"
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    clipped = 0
+    for _ in range(6):
+        x = rng.standard_normal((BATCH, 8)).astype(np.float32)
+        y = rng.integers(0, EPILOGUE_MODELS[kind][-1][1], BATCH)
+        got = trainer.step(x, y)
+        opt.zero_grad()
+        loss = F.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.3).item()
+        opt.step()
+        clipped += norm > 0.3
+        assert abs(trainer.last_grad_norm - norm) <= 1e-5 * norm, f"total norm: ours {trainer.last_grad_norm}, torch {norm}"
+        assert rel_err(got, loss.item()) <= TOL
+    assert clipped >= 3
+    for name, value in model.state_dict().items():
+        assert rel_err(value, twin.state_dict()[name].numpy()) <= TOL, name
+
+
+def test_a_shared_layer_sums_its_gradient_squares_after_accumulating(device, monkeypatch, rng):
+    """A Linear called twice gets its gradient from two GEMMs (added by an accumulate dispatch): its
+    squares are summed from the finished gradient, not from either epilogue."""
+    from vkbackprop.layers import gemm_shuffle
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+    vb.manual_seed(3)
+    shared, head = vb.Linear(8, 8), vb.Linear(8, 4)
+    x = vb.Input(8)
+    model = vb.Model(x, head(vb.ReLU()(shared(vb.ReLU()(shared(x))))))
+    trainer = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.0), BATCH, device=device)
+    assert set(trainer.plan.grad_squares) == set(model.param_names(head).values())
+    trainer.step(rng.standard_normal((BATCH, 8)).astype(np.float32), rng.standard_normal((BATCH, 4)).astype(np.float32))
+    want = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in trainer.gradients().values()))
+    assert abs(trainer.last_grad_norm - want) <= 1e-5 * want
+
+
+@pytest.mark.parametrize("bad", ["weight", "bias"])
+def test_an_overflow_in_the_epilogue_squares_names_its_parameter(device, monkeypatch, bad):
+    """Inf in a gradient's epilogue squares: the weight's (huge weights, the loss overflows too) or
+    only the bias's (x = 0: the weight gradient is 0, the bias gradient huge)."""
+    from vkbackprop.layers import gemm_shuffle
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+    model = vb.Sequential(vb.Linear(8, 4))
+    trainer = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device)
+    assert set(trainer.plan.grad_squares) == {"0.weight", "0.bias"}
+    if bad == "weight":
+        model.load_state_dict(dict(model.state_dict(), **{"0.weight": np.full((4, 8), 1e19, np.float32)}))
+        x, y = np.ones((BATCH, 8), np.float32), np.zeros((BATCH, 4), np.float32)
+    else:
+        x, y = np.zeros((BATCH, 8), np.float32), np.full((BATCH, 4), 1e30, np.float32)
+    before = snapshot(trainer)
+    with pytest.raises(FloatingPointError, match=rf"parameter '0\.{bad}'.* at step 0\b"):
+        trainer.step(x, y)
+    assert_bit_identical(before, snapshot(trainer))

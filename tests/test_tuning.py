@@ -76,6 +76,24 @@ def test_every_shuffle_tile_is_correct(device, rng, monkeypatch, cache, tile):
     _check_linear(device, rng, 36, 40, 44)
 
 
+@pytest.mark.parametrize("out", [44, 42], ids=["dy in place", "dy copied"])
+@pytest.mark.parametrize("tile", gemm_shuffle.TILES, ids=str)
+def test_every_shuffle_tile_sums_the_gradient_squares(device, rng, monkeypatch, cache, tile, out):
+    """The weight-gradient GEMM's partial sums of squares (one per invocation of its grid; several
+    workgroups along x and y for most tiles, the last ones partial) add up to the squared norms of
+    the gradients it stored, weight and bias."""
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+    _forced(monkeypatch, tile)
+    trainer = vb.Trainer(vb.Sequential(vb.Linear(136, out)), vb.MSELoss(), vb.SGD(lr=0.0), 12, device=device)
+    assert set(trainer.plan.grad_squares) == {"0.weight", "0.bias"}
+    trainer.step(rng.standard_normal((12, 136)).astype(np.float32), rng.standard_normal((12, out)).astype(np.float32))
+    grads = trainer.gradients()
+    for name, partials in trainer.plan.grad_squares.items():
+        want = float((grads[name].astype(np.float64) ** 2).sum())
+        got = float(device.read(partials).astype(np.float64).sum())
+        assert abs(got - want) <= 1e-5 * want, f"{name}: partial sums {got}, squares of the gradient {want}"
+
+
 def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device, monkeypatch, cache):
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "auto")
     monkeypatch.setenv(tuning.TUNE_ENV, "1")

@@ -69,6 +69,7 @@ class Dispatch:
     op: object = field(repr=False)
     reads: frozenset
     writes: frozenset
+    bound: dict = field(default_factory=dict, repr=False)   # binding name -> Buffer
 
 
 # Where Mesa 22's llvmpipe silently stops a shader invocation's loops (Device.loop_limit).
@@ -260,7 +261,7 @@ class Device:
             _pack_constants(program, constants or {}), np.zeros(0, dtype=np.uint32))
         reads = frozenset(buffers[b.name] for b in program.bindings if b.reads)
         writes = frozenset(buffers[b.name] for b in program.bindings if b.writes)
-        return Dispatch(name or program.path, kp.OpAlgoDispatch(algorithm), reads, writes)
+        return Dispatch(name or program.path, kp.OpAlgoDispatch(algorithm), reads, writes, dict(buffers))
 
     def sequence(self, timestamps: int = 0) -> "Sequence":
         """A new sequence. `timestamps` > 0 latches a GPU timestamp after each recorded command, for

@@ -129,6 +129,8 @@ class DataParallelPlan(StepPlan):
     """A StepPlan whose training step is recorded as backward segments ending in gradient buckets,
     plus an update sequence (see the module docstring). `run_step(comm)` runs it."""
 
+    squares_from_writers = False   # the norm is of the averaged gradients, summed after the all-reduce
+
     def _record_train(self):
         device = self.device
         buckets = self._buckets()

@@ -10,6 +10,7 @@ that an `accumulate` dispatch adds in.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -56,6 +57,11 @@ class StepPlan:
     step is built from parts a subclass may record differently (vkbackprop.distributed):
     `forward`, `backward` (the layers' and losses' dispatches, in order), `stats` + `guard_dispatch`
     (gradient norm and NaN/Inf check) and `updates` (the optimizer's dispatches)."""
+
+    # Whether a layer may leave its gradients' sums of squares as partial sums (LayerIO.squares) for
+    # the gradient norm, instead of `stats` reading the gradients again. Not where gradients change
+    # after backward (the data-parallel plan averages them over ranks first).
+    squares_from_writers = True
 
     def __init__(self, device, model, losses: list, optimizer, batch: int, clip_grad_norm: float | None = None):
         self.device, self.batch = device, batch
@@ -151,10 +157,16 @@ class StepPlan:
             inference += work
         fused_back = self._backward_fusions(model)   # consumer call -> the activation whose backward it applies
         absorbed_back = set(fused_back.values())
+        # Parameters one call alone writes the gradient of: that writer may also sum its squares.
+        writers = collections.Counter(key for call in model.calls for key in model.param_names(call.layer).values())
+        self.grad_squares = {}   # parameter name -> buffer of partial sums of its gradient's squares
         for call in reversed(model.calls):
             if getattr(call.layer, "is_view", False) or call in absorbed_back:
                 continue     # a view's output gradient already is its input's; an absorbed call's backward ran
             io, adds = ios[call], []
+            keys = model.param_names(call.layer)
+            if keys and self.squares_from_writers and all(writers[key] == 1 for key in keys.values()):
+                io = dataclasses.replace(io, squares={})
             inputs = call.inputs
             if call in fused_back:   # dx is the activation's input gradient
                 io = dataclasses.replace(io, dx_epilogue=fused_back[call].layer.fusible_as)
@@ -168,6 +180,7 @@ class StepPlan:
                 io.grads[n], add = router.target(key, self.param_grads[key])
                 adds += [add] if add else []
             backward += [_named(d, self.labels[call]) for d in call.layer.backward(io)] + adds
+            self.grad_squares.update({keys[n]: b for n, b in (io.squares or {}).items()})
         self.forward, self.backward, self.inference = forward, backward, inference
 
     def _fusions(self, model) -> dict:
@@ -222,15 +235,17 @@ class StepPlan:
         every update reads (guard/*.comp)."""
         device, buf = self.device, self.device.buffer
         self.param_names = list(self.param_grads)
+        # Per parameter the sum of its gradient's squares, or of the partial sums its writer left.
+        summed = [self.grad_squares.get(name, self.param_grads[name]) for name in self.param_names]
+        squared = [name not in self.grad_squares for name in self.param_names]
         # Every parameter's sum in the same number of parts: one per STAT_CHUNK elements of the largest.
-        largest = max((g.size for g in self.param_grads.values()), default=1)
+        largest = max((b.size for b in summed), default=1)
         parts = min(-(-largest // STAT_CHUNK), MAX_STAT_PARTS)
         nparams = len(self.param_names)
         self.grad_stats = buf("grad_stats", ((nparams + len(self.losses)) * parts,))
         self.guard = buf("guard", (4,), staged=True)
         # The losses ride along (summed, not squared): one more small workgroup each, no dispatch of their own.
-        stats = self._stats(device, [self.param_grads[name] for name in self.param_names] + self.losses,
-                            [True] * nparams + [False] * len(self.losses), parts)
+        stats = self._stats(device, summed + self.losses, squared + [False] * len(self.losses), parts)
         program = device.program("guard/guard.comp")
         device.check_loop((nparams + len(self.losses)) * (parts + 1) + 2, f"guard/guard.comp ({self.grad_stats.size} slots)")
         clip = clip_grad_norm is not None

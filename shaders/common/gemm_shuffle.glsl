@@ -17,7 +17,10 @@
 // [K][N], 0: [N][K]). A is stored [M][K] (k contiguous), or [K][M] with A_M_CONTIGUOUS 1 (e.g.
 // A = dy^T read where dy lies). Optionally ROW_SUMS (a bool) and STORE_ROW_SUM(m, v): the first
 // column of workgroups also stores each row's sum of A over k = 0, 1, ... in order (a bias
-// gradient). Requirements, checked in Python (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0,
+// gradient). Optionally STORE_SQUARES(i, c, r): invocation i of the flattened grid ((workgroup y *
+// workgroups x + workgroup x) * WG_X + lane) stores the sum of the squares of the C values it stored
+// (c) and of the row sums it stored (r; 0 outside the first column): partial sums of a gradient's
+// squared norm, so nothing has to read the gradient again for it. Requirements, checked in Python (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0,
 // except with A [K][M] and B [K][N]; N % 4 == 0 when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0
 // when A is [K][M].
 #extension GL_KHR_shader_subgroup_basic : require
@@ -141,6 +144,8 @@ void main() {
     multiply_k_tail(n_start, m0, acc);
 #endif
 
+    // Sums of the squares of what this invocation stores (for STORE_SQUARES; else optimised away).
+    float squares = 0.0, row_squares = 0.0;
     [[unroll]] for (uint i = 0; i < TM; ++i) {
         const uint m = m0 + i;
         if (m >= M) break;
@@ -150,11 +155,15 @@ void main() {
             // One vec4 store instead of four: on lavapipe each store instruction loops over the lanes.
             if (n + 3 < N) {
                 STORE4(m, n, acc[i][c]);
+                squares += dot(acc[i][c], acc[i][c]);
                 continue;
             }
 #endif
             for (uint j = 0; j < 4; ++j)
-                if (n + j < N) STORE(m, n + j, acc[i][c][j]);
+                if (n + j < N) {
+                    STORE(m, n + j, acc[i][c][j]);
+                    squares += acc[i][c][j] * acc[i][c][j];
+                }
         }
     }
 #ifdef STORE_ROW_SUM
@@ -166,6 +175,7 @@ void main() {
             vec4 sum = vec4(0.0);
             for (uint k = 0; k < K; ++k) sum += A4((k * M + m0 + r) / 4);
             [[unroll]] for (uint j = 0; j < 4; ++j) STORE_ROW_SUM(m0 + r + j, sum[j]);
+            row_squares += dot(sum, sum);
         }
 #else
         for (uint i = gl_LocalInvocationID.x; i < TM && m0 + i < M; i += WG_X) {
@@ -175,8 +185,13 @@ void main() {
                 sum = (((sum + a.x) + a.y) + a.z) + a.w;   // k order, like a float loop
             }
             STORE_ROW_SUM(m0 + i, sum);
+            row_squares += sum * sum;
         }
 #endif
     }
+#endif
+#ifdef STORE_SQUARES
+    STORE_SQUARES((gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * WG_X + gl_LocalInvocationID.x,
+                  squares, row_squares);
 #endif
 }

@@ -5,6 +5,9 @@
 // is read where dy lies ([batch][out]: -DA_M_CONTIGUOUS=1, out % 4 == 0), else from dyt, its
 // [out][batch] copy (linear/transpose_dy.comp). With HAS_BIAS the first column of workgroups also
 // sums dbias[o] = sum_b dy[b, o], over b = 0, 1, ... like backward_bias.comp.
+// With -DGRAD_SQUARES=1 every invocation also stores the sums of the squares of the dweight and
+// dbias values it stored, one float each in dweight_squares and dbias_squares (one per invocation
+// of the grid): plan.py sums those for the gradient norm instead of reading the gradients again.
 // dweight[o, i] = sum_b dy[b, o] * x[b, i]
 
 layout(constant_id = 0) const uint M = 1;  // out_features
@@ -29,4 +32,16 @@ layout(set = 0, binding = 3) writeonly buffer DBias { float dbias[]; };
 #define STORE4(m, n, v) dweight[((m) * N + (n)) / 4] = (v)
 #define ROW_SUMS HAS_BIAS
 #define STORE_ROW_SUM(m, v) dbias[m] = (v)
+#ifndef GRAD_SQUARES
+#define GRAD_SQUARES 0
+#endif
+#if GRAD_SQUARES
+layout(set = 0, binding = 4) writeonly buffer DWeightSquares { float dweight_squares[]; };
+layout(set = 0, binding = 5) writeonly buffer DBiasSquares { float dbias_squares[]; };
+#define STORE_SQUARES(i, c, r)            \
+    {                                     \
+        dweight_squares[i] = (c);         \
+        if (HAS_BIAS) dbias_squares[i] = (r); \
+    }
+#endif
 #include "../common/gemm_shuffle.glsl"

@@ -37,6 +37,10 @@ class LayerIO:
     dx_epilogue: str | None = None  # backward only: the backward of the activation whose output x is, to
                                     # apply before storing dx (plan.py fused the previous layer in; dx is
                                     # then that layer's input gradient)
+    squares: dict | None = None     # backward only: a dict when plan.py wants each parameter gradient's sum
+                                    # of squares (the gradient norm) from its writer: a layer that can puts
+                                    # grads[name]'s partial sums there (name -> Buffer whose sum it is);
+                                    # plan.py sums the gradients of the others itself
 
     def __post_init__(self):
         if self.dxs is None:

@@ -47,12 +47,19 @@ def columns(tile: dict) -> int:
     return 4 * tile["NC"] * tile["WG_X"]
 
 
+def grid(tile: dict, m: int, n: int) -> tuple:
+    """Workgroups (x, y) of a dispatch of `tile` computing an m x n result."""
+    return -(-n // columns(tile)), -(-m // tile["TM"])
+
+
 def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
                      constants: dict | None = None, name: str | None = None, tile: dict | None = None,
-                     defines: dict | None = None):
+                     defines: dict | None = None, per_invocation: dict | None = None):
     """A dispatch of `shader` (which includes common/gemm_shuffle.glsl) computing an m x n result
     over k; check `applies` first. `tile`: the default (TILE if None); a tuned tile cached for this
-    shape class wins. `defines`: the shader's own -D switches (e.g. A_M_CONTIGUOUS)."""
+    shape class wins. `defines`: the shader's own -D switches (e.g. A_M_CONTIGUOUS).
+    `per_invocation`: {binding: buffer name} for outputs of one float per invocation of the grid
+    (the core's STORE_SQUARES), made here once the tile is known; `Dispatch.bound` has them."""
     def check(tile):
         # The k loop over quads, plus headroom for the core's short fixed loops should the compiler keep any.
         device.check_loop(k // 4 + 4 * (tile["TM"] * tile["NC"] + 8), f"{shader} (reduction length {k})")
@@ -61,8 +68,12 @@ def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
 
     def build(tile, bound=buffers):
         program = device.program(shader, dict(tile, **reads, **(defines or {})))
-        groups = (-(-n // columns(tile)), -(-m // tile["TM"]))
-        return device.dispatch(program, bound, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
+        groups = grid(tile, m, n)
+        invocations = groups[0] * groups[1] * tile["WG_X"]
+        outputs = {binding: device.buffer(buffer_name, (invocations,))
+                   for binding, buffer_name in (per_invocation or {}).items()}
+        return device.dispatch(program, {**bound, **outputs}, groups, dict(M=m, N=n, K=k, **(constants or {})),
+                               name=name)
     return build(tuning.planned_tile(check, device, tuning_name(shader, dict(reads, **(defines or {}))),
                                      (m, n, k), TILES, tile or TILE, build, buffers))
 

@@ -85,7 +85,8 @@ class Linear(Module):
         """dW = dy^T x over the batch (A = dy^T, B = x is [batch][in]) and db: (the dispatch copying
         dy to [out][batch], if any, as a list; that copy or None; the dW and db dispatches). The vec4
         core reads A where dy lies when dy's rows are whole quads (out % 4 == 0, any batch), else from
-        the copy (batch % 4 == 0); its first column of workgroups sums dbias."""
+        the copy (batch % 4 == 0); its first column of workgroups sums dbias. When the plan asks
+        (`io.squares`), its epilogue also leaves the gradients' sums of squares as partial sums."""
         device = io.device
         in_place = gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True, a_m_contiguous=True)
         if in_place or gemm_shuffle.applies(device, self.out, self.in_features, io.batch, True):
@@ -96,10 +97,18 @@ class Linear(Module):
             bias = io.grads["bias"] if self.bias else device.buffer(f"{io.dy.name}.no dbias", (1,))
             if self.bias:
                 device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle.comp's bias sums (batch {io.batch})")
+            buffers = {**a, "x": io.x, "dweight": io.grads["weight"], "dbias": bias}
+            squares = None
+            if io.squares is not None:   # the sums of squares from the epilogue, one partial sum per invocation
+                squares = {f"d{name}_squares": f"{grad.name}.squares" for name, grad in io.grads.items()}
+                if not self.bias:
+                    buffers["dbias_squares"] = bias   # never written without a bias
             dw = gemm_shuffle.shuffle_dispatch(
-                device, "linear/backward_weight_shuffle.comp",
-                {**a, "x": io.x, "dweight": io.grads["weight"], "dbias": bias}, self.out, self.in_features,
-                io.batch, {"HAS_BIAS": self.bias}, defines={"A_M_CONTIGUOUS": int(in_place)})
+                device, "linear/backward_weight_shuffle.comp", buffers, self.out, self.in_features, io.batch,
+                {"HAS_BIAS": self.bias}, defines={"A_M_CONTIGUOUS": int(in_place), **({"GRAD_SQUARES": 1} if squares else {})},
+                per_invocation=squares)
+            if squares:
+                io.squares.update({name: dw.bound[f"d{name}_squares"] for name in io.grads})
             return copy, dyt, [dw]
         # The scalar core reads A = dy^T where it lies (m-contiguous); the bias sums on their own.
         work = [gemm_dispatch(device, "linear/backward_weight.comp", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
