@@ -200,7 +200,7 @@ def write_plots(report: Report, folder) -> list:
 def print_step_comparison(results: dict, steps: int, json_path=None, decimals: int = 2) -> None:
     """The bench/ scripts' summary of one training step vs PyTorch (a dict with device, model,
     vkbackprop_ms, torch_cpu_ms, torch_threads, dispatches_per_step, barriers_per_step and
-    optionally fixed_submit_us), and the same as JSON at json_path."""
+    optionally fixed_submit_us and its _p10/_p90), and the same as JSON at json_path."""
     print(f"device              {results['device']}")
     print(f"model               {results['model']}")
     print(f"vkbackprop step     {results['vkbackprop_ms']:.{decimals}f} ms (median of {steps}; "
@@ -208,6 +208,8 @@ def print_step_comparison(results: dict, steps: int, json_path=None, decimals: i
     print(f"PyTorch CPU step    {results['torch_cpu_ms']:.{decimals}f} ms ({results['torch_threads']} threads)")
     print(f"ratio               {results['ratio_vs_torch']:.2f}x PyTorch CPU")
     if "fixed_submit_us" in results:
-        print(f"fixed submit cost   {results['fixed_submit_us']:.0f} us per eval of a recorded sequence")
+        spread = (f" (p10 {results['fixed_submit_us_p10']:.0f}, p90 {results['fixed_submit_us_p90']:.0f})"
+                  if "fixed_submit_us_p10" in results else "")
+        print(f"fixed submit cost   {results['fixed_submit_us']:.0f} us median per eval of a recorded sequence{spread}")
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=2))
