@@ -30,7 +30,8 @@ def test_flatten_then_linear_matches_torch(device, rng):
     assert {b.name for k, w in trainer.plan.train.log if k == "barrier" for b in w} <= \
         {"1.output", "2.output", "1.output.grad", "2.output.grad", "6.output", "6.output.grad",
          "1.weight", "1.weight.grad", "1.bias", "1.bias.grad", "6.weight", "6.weight.grad", "6.bias", "6.bias.grad",
-         "loss", "grad_stats", "guard"}   # the non-finite guard reads the loss and the gradients
+         "loss", "grad_stats", "guard"} | {f"{p}.grad.squares" for p in ("1.weight", "1.bias", "6.weight", "6.bias")}
+    # (the non-finite guard reads the loss and the gradients, or the squares their GEMMs summed)
 
 
 def test_identity_alias_still_adds_gradients(device, rng):
