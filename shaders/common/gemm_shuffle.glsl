@@ -20,9 +20,9 @@
 // gradient). Optionally STORE_SQUARES(i, c, r): invocation i of the flattened grid ((workgroup y *
 // workgroups x + workgroup x) * WG_X + lane) stores the sum of the squares of the C values it stored
 // (c) and of the row sums it stored (r; 0 outside the first column): partial sums of a gradient's
-// squared norm, so nothing has to read the gradient again for it. Requirements, checked in Python (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0,
-// except with A [K][M] and B [K][N]; N % 4 == 0 when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0
-// when A is [K][M].
+// squared norm, so nothing has to read the gradient again for it. Requirements, checked in Python
+// (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0, except with A [K][M] and B [K][N]; N % 4 == 0
+// when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0 when A is [K][M].
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
