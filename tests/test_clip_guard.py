@@ -329,3 +329,18 @@ def test_an_overflow_in_the_epilogue_squares_names_its_parameter(device, monkeyp
     with pytest.raises(FloatingPointError, match=rf"parameter '0\.{bad}'.* at step 0\b"):
         trainer.step(x, y)
     assert_bit_identical(before, snapshot(trainer))
+
+
+def test_norm_mixes_epilogue_squares_and_gradients_summed_afterwards(device, monkeypatch, rng):
+    """Batch 6: layer 0 (out 12) runs its weight gradient on the vec4 core and leaves its squares;
+    layer 2 (out 5, neither out nor batch a multiple of 4) runs on the scalar core, whose gradients
+    the sums dispatch squares itself. Both kinds in one norm, against float64."""
+    from vkbackprop.layers import gemm_shuffle
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+    vb.manual_seed(4)
+    model = vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5))
+    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.0), 6, device=device)
+    assert set(trainer.plan.grad_squares) == {"0.weight", "0.bias"}
+    trainer.step(rng.standard_normal((6, 8)).astype(np.float32), rng.integers(0, 5, 6))
+    want = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in trainer.gradients().values()))
+    assert abs(trainer.last_grad_norm - want) <= 1e-5 * want
