@@ -1,6 +1,8 @@
 """Benchmark: one training step of an MLP 784-256-256-10, batch 128, SGD, on the default Vulkan
-device vs PyTorch on the CPU in the same run; and the fixed cost of one submitted sequence.
-(`vkbackprop bench --suite steps` runs this configuration among others.)
+device vs PyTorch on the CPU in the same run; and the fixed cost of one submitted sequence. All of it
+under the CPU idle policy as configured, then again in low-latency mode (vkbackprop/latency.py)
+where this process may request it. (`vkbackprop bench --suite steps` runs this configuration among
+others.)
 
     .venv/bin/python bench/mlp_step.py [--steps 50] [--json out.json]
 """
@@ -8,6 +10,7 @@ device vs PyTorch on the CPU in the same run; and the fixed cost of one submitte
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 import torch
@@ -16,6 +19,7 @@ import vkbackprop as vb
 from vkbackprop.bench import models
 from vkbackprop.bench.report import print_step_comparison
 from vkbackprop.bench.timing import wall_times
+from vkbackprop.latency import WakeLatencyRequest
 from vkbackprop.layers.activation import elementwise
 from vkbackprop.schedule import Recorder
 
@@ -39,6 +43,13 @@ def fixed_submit_cost_us(device, steps: int) -> dict:
             "fixed_submit_us_p90": float(np.percentile(us, 90))}
 
 
+def measure(trainer, torch_step, x, y, steps: int) -> dict:
+    """Step times of both frameworks and the fixed submit cost, under the CPU idle policy in force."""
+    timed = {"vkbackprop_ms": median_ms(lambda: trainer.step(x, y), steps), "torch_cpu_ms": median_ms(torch_step, steps),
+             **fixed_submit_cost_us(trainer.device, steps)}
+    return dict(timed, ratio_vs_torch=timed["vkbackprop_ms"] / timed["torch_cpu_ms"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
@@ -50,17 +61,24 @@ def main() -> None:
     y = rng.integers(0, SIZES[-1], BATCH)
 
     trainer = vb.Trainer(models.vkbackprop_mlp(SIZES), vb.CrossEntropyLoss(), vb.SGD(lr=LR), BATCH)
+    torch_step = models.torch_sgd_step(models.torch_mlp(SIZES), x, y, SIZES[:1], LR)
     results = {
         "device": trainer.device.name,
         "model": "MLP " + "-".join(map(str, SIZES)) + f", batch {BATCH}, SGD",
-        "vkbackprop_ms": median_ms(lambda: trainer.step(x, y), args.steps),
-        "torch_cpu_ms": median_ms(models.torch_sgd_step(models.torch_mlp(SIZES), x, y, SIZES[:1], LR), args.steps),
         "torch_threads": torch.get_num_threads(),
-        **fixed_submit_cost_us(trainer.device, args.steps),
         "dispatches_per_step": sum(k == "dispatch" for k, _ in trainer.plan.train.log),
         "barriers_per_step": sum(k == "barrier" for k, _ in trainer.plan.train.log),
+        "low_latency_mode": trainer.device.low_latency,   # VKBACKPROP_LOW_LATENCY=1 held it throughout
+        **measure(trainer, torch_step, x, y, args.steps),
     }
-    results["ratio_vs_torch"] = results["vkbackprop_ms"] / results["torch_cpu_ms"]
+    if not trainer.device.low_latency:
+        # The same again in low-latency mode where this process may hold it (vkbackprop/latency.py).
+        request = WakeLatencyRequest(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            held = request.acquire()
+        results["low_latency"] = measure(trainer, torch_step, x, y, args.steps) if held else None
+        request.release()
 
     print_step_comparison(results, args.steps, args.json, decimals=2)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import kp
 import numpy as np
 
-from . import validation
+from . import latency, validation
 from .shaders import Program, compile_shader
 
 # Prefer real GPUs; lavapipe ("Cpu") is the fallback that makes everything run anywhere.
@@ -83,6 +83,7 @@ class Device:
 
     def __init__(self, index: int | None = None):
         validation.enable_if_requested()
+        self.low_latency = latency.hold_if_requested()   # VKBACKPROP_LOW_LATENCY=1 (vkbackprop/latency.py)
         devices = list_devices()
         if not devices:
             raise RuntimeError("no Vulkan device found (install mesa-vulkan-drivers for lavapipe)")

@@ -199,17 +199,34 @@ def write_plots(report: Report, folder) -> list:
 
 def print_step_comparison(results: dict, steps: int, json_path=None, decimals: int = 2) -> None:
     """The bench/ scripts' summary of one training step vs PyTorch (a dict with device, model,
-    vkbackprop_ms, torch_cpu_ms, torch_threads, dispatches_per_step, barriers_per_step and
-    optionally fixed_submit_us and its _p10/_p90), and the same as JSON at json_path."""
+    vkbackprop_ms, torch_cpu_ms, torch_threads, dispatches_per_step, barriers_per_step, optionally
+    fixed_submit_us and its _p10/_p90, low_latency_mode, and low_latency: the timings again in
+    low-latency mode, None where unavailable), and the same as JSON at json_path."""
     print(f"device              {results['device']}")
     print(f"model               {results['model']}")
+    if "low_latency_mode" in results:
+        print("CPU idle policy     " + ("low-latency mode (VKBACKPROP_LOW_LATENCY=1)" if results["low_latency_mode"]
+                                      else "as configured"))
     print(f"vkbackprop step     {results['vkbackprop_ms']:.{decimals}f} ms (median of {steps}; "
           f"{results['dispatches_per_step']} dispatches, {results['barriers_per_step']} barriers)")
-    print(f"PyTorch CPU step    {results['torch_cpu_ms']:.{decimals}f} ms ({results['torch_threads']} threads)")
+    _print_timings(results, decimals, torch_threads=results["torch_threads"])
+    if "low_latency" in results:
+        low = results["low_latency"]
+        if low is None:
+            print("low-latency mode    unavailable (needs write access to /dev/cpu_dma_latency)")
+        else:
+            print("low-latency mode    (a PM QoS request of 0 us: idle CPUs poll; VKBACKPROP_LOW_LATENCY=1)")
+            print(f"vkbackprop step     {low['vkbackprop_ms']:.{decimals}f} ms")
+            _print_timings(low, decimals)
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2))
+
+
+def _print_timings(results: dict, decimals: int, torch_threads=None) -> None:
+    threads = f" ({torch_threads} threads)" if torch_threads else ""
+    print(f"PyTorch CPU step    {results['torch_cpu_ms']:.{decimals}f} ms{threads}")
     print(f"ratio               {results['ratio_vs_torch']:.2f}x PyTorch CPU")
     if "fixed_submit_us" in results:
         spread = (f" (p10 {results['fixed_submit_us_p10']:.0f}, p90 {results['fixed_submit_us_p90']:.0f})"
                   if "fixed_submit_us_p10" in results else "")
         print(f"fixed submit cost   {results['fixed_submit_us']:.0f} us median per eval of a recorded sequence{spread}")
-    if json_path:
-        Path(json_path).write_text(json.dumps(results, indent=2))
