@@ -30,7 +30,7 @@ def median_ms(fn, steps: int, warmup: int = 5) -> float:
     return wall_times(fn, steps, warmup).median * 1e3
 
 
-def fixed_submit_cost_us(device, steps: int) -> dict:
+def fixed_submit_cost(device, steps: int) -> dict:
     """eval() of a recorded sequence holding one 1-element dispatch: the per-step overhead floor.
     Its median and 10th/90th percentiles: on a VM it is mostly the wake-ups of idle virtual CPUs
     (the driver's submit and worker threads), and their cost switches between levels."""
@@ -46,7 +46,7 @@ def fixed_submit_cost_us(device, steps: int) -> dict:
 def measure(trainer, torch_step, x, y, steps: int) -> dict:
     """Step times of both frameworks and the fixed submit cost, under the CPU idle policy in force."""
     timed = {"vkbackprop_ms": median_ms(lambda: trainer.step(x, y), steps), "torch_cpu_ms": median_ms(torch_step, steps),
-             **fixed_submit_cost_us(trainer.device, steps)}
+             **fixed_submit_cost(trainer.device, steps)}
     return dict(timed, ratio_vs_torch=timed["vkbackprop_ms"] / timed["torch_cpu_ms"])
 
 

@@ -98,17 +98,19 @@ class Linear(Module):
             if self.bias:
                 device.check_loop(io.batch + 1, f"linear/backward_weight_shuffle.comp's bias sums (batch {io.batch})")
             buffers = {**a, "x": io.x, "dweight": io.grads["weight"], "dbias": bias}
-            squares = None
-            if io.squares is not None:   # the sums of squares from the epilogue, one partial sum per invocation
-                squares = {f"d{name}_squares": f"{grad.name}.squares" for name, grad in io.grads.items()}
+            defines = {"A_M_CONTIGUOUS": int(in_place)}
+            squares = {}   # gradient name -> its binding for the epilogue's sums of squares (GRAD_SQUARES)
+            if io.squares is not None:   # one partial sum per invocation, made with the dispatch
+                squares = {name: f"d{name}_squares" for name in io.grads}
+                defines["GRAD_SQUARES"] = 1
                 if not self.bias:
                     buffers["dbias_squares"] = bias   # never written without a bias
             dw = gemm_shuffle.shuffle_dispatch(
                 device, "linear/backward_weight_shuffle.comp", buffers, self.out, self.in_features, io.batch,
-                {"HAS_BIAS": self.bias}, defines={"A_M_CONTIGUOUS": int(in_place), **({"GRAD_SQUARES": 1} if squares else {})},
-                per_invocation=squares)
+                {"HAS_BIAS": self.bias}, defines=defines,
+                per_invocation={binding: f"{io.grads[name].name}.squares" for name, binding in squares.items()})
             if squares:
-                io.squares.update({name: dw.bound[f"d{name}_squares"] for name in io.grads})
+                io.squares.update({name: dw.bound[binding] for name, binding in squares.items()})
             return copy, dyt, [dw]
         # The scalar core reads A = dy^T where it lies (m-contiguous); the bias sums on their own.
         work = [gemm_dispatch(device, "linear/backward_weight.comp", {"dy": io.dy, "x": io.x, "dweight": io.grads["weight"]},
