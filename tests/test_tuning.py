@@ -12,6 +12,7 @@ from vkbackprop import tuning
 from vkbackprop.gradcheck import run_layer
 from vkbackprop.layers import gemm, gemm_shuffle
 from oracles import assert_close
+from test_conv import assert_sum_close
 
 
 @pytest.fixture
@@ -51,22 +52,67 @@ def test_shuffle_core_reads_storage_or_texel_buffers_alike(device, rng, monkeypa
     assert {d.get("TEXEL_READS") for d in used if d and "SHARE" in d} == {int(texel_reads)}
 
 
+def _check_conv(device, rng, batch, shape, channels_out, **args):
+    layer = vb.Conv2d(shape[0], channels_out, 3, **args)
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
+    x = rng.standard_normal((batch, int(np.prod(shape)))).astype(np.float32)
+    x4 = x.reshape(batch, *shape)
+    y4 = ref.conv2d_forward(x4, params["weight"], params["bias"], **args)
+    dy = rng.standard_normal(y4.shape).astype(np.float32)
+    y, dx, grads = run_layer(device, layer, x, params, dy.reshape(batch, -1), shapes=[shape])
+    rdx, rdw, rdb = ref.conv2d_backward(x4, params["weight"], dy, **args)
+    taps, groups = 9, args.get("groups", 1)
+    assert_sum_close(y, y4.reshape(batch, -1), shape[0] // groups * taps, "y")
+    assert_sum_close(dx, rdx.reshape(batch, -1), channels_out // groups * taps, "dx")
+    assert_sum_close(grads["weight"], rdw, batch * dy[0, 0].size, "dweight")
+
+
 @pytest.mark.parametrize("tile", gemm.TILES, ids=str)
 def test_every_scalar_tile_is_correct(device, rng, monkeypatch, cache, tile):
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar")
     _forced(monkeypatch, tile)
     _check_linear(device, rng, 13, 7, 29)
-    layer = vb.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
-    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in layer.parameters().items()}
-    x = rng.standard_normal((3, 4 * 9 * 7)).astype(np.float32)
-    dy = rng.standard_normal((3, 6 * 5 * 4)).astype(np.float32)
-    y, dx, grads = run_layer(device, layer, x, params, dy, shapes=[(4, 9, 7)])
-    args = dict(stride=2, padding=1, groups=2)
-    x4 = x.reshape(3, 4, 9, 7)
-    rdx, rdw, rdb = ref.conv2d_backward(x4, params["weight"], dy.reshape(3, 6, 5, 4), **args)
-    assert_close(y, ref.conv2d_forward(x4, params["weight"], params["bias"], **args).reshape(3, -1), 1e-4, "y")
-    assert_close(dx, rdx.reshape(3, -1), 1e-4, "dx")
-    assert_close(grads["weight"], rdw, 1e-4, "dweight")
+    _check_conv(device, rng, 3, (4, 9, 7), 6, stride=2, padding=1, groups=2)
+
+
+@pytest.mark.parametrize("tile", gemm.SHARED_TILES, ids=str)
+def test_every_shared_memory_tile_is_correct_across_blocks_and_steps(device, rng, monkeypatch, cache, tile):
+    """The shared-memory core (common/gemm_tiled.glsl) with every includer: products spanning several
+    blocks in both directions with partial last blocks, reductions of many BK steps with a partial
+    last one, a convolution's weight gradient split into slices (K_FIRST > 0, the last slice short)
+    and grouped (z), and recurrent layers (A read [k][m] with skipped rows, B gathered per step)."""
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar")
+    _forced(monkeypatch, tile)
+    blocks = (tile["WG_Y"] * tile["TM"], tile["WG_X"] * tile["TN"])
+    # forward 150 x 140 x 45, dW 140 x 45 x 150, dx 150 x 45 x 140: every product crosses a block edge.
+    assert 150 > blocks[0] and 140 > blocks[1]
+    _check_linear(device, rng, 150, 45, 140)
+    _check_conv(device, rng, 1, (4, 65, 65), 6, padding=1, groups=2)   # 4225 terms: 2 slices
+    from test_recurrent import check_gpu, make
+    check_gpu(device, rng, make(vb.LSTM, 5, 9, 2, return_state=True), 3, 7, True, True)
+
+
+def test_a_tile_the_device_cannot_hold_is_refused_and_not_tuned(device, rng, monkeypatch, cache):
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar")
+    big = gemm.SHARED_TILES[0]
+    monkeypatch.setitem(device.properties, "max_shared_memory_size", gemm.shared_memory_bytes(big) - 4)
+    with pytest.raises(ValueError, match=r"needs 16384 bytes of shared memory; .* has 16380"):
+        gemm.fits(device, big, "linear/forward.comp")
+    monkeypatch.setitem(device.properties, "max_work_group_invocations", 128)
+    with pytest.raises(ValueError, match="has 256 invocations per workgroup; .* allows 128"):
+        gemm.fits(device, gemm.SHARED_TILES[1], "linear/forward.comp")
+    monkeypatch.setenv(tuning.TUNE_ENV, "1")
+    timed = []
+    monkeypatch.setattr(tuning, "_time", lambda dev, d: timed.append(d.name) or 1.0)
+    compiled = []
+    program = device.program
+    monkeypatch.setattr(device, "program", lambda path, defines=None: compiled.append(defines) or program(path, defines))
+    _check_linear(device, rng, 13, 7, 29)
+    assert timed
+    held = [t for t in gemm.TILES if t["WG_X"] * t["WG_Y"] <= 128 and gemm.shared_memory_bytes(t) < 16384]
+    tried = [{k: d[k] for k in d if k in ("TM", "TN", "WG_X", "WG_Y", "BK")} for d in compiled if d and "WG_Y" in d]
+    assert tried and all(t in held for t in tried)
+    assert gemm.SHARED_TILES[2] in tried   # 128 invocations, 12 KiB: tuned
 
 
 @pytest.mark.parametrize("tile", gemm_shuffle.TILES, ids=str)

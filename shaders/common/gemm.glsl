@@ -8,10 +8,13 @@
 //   B_COLUMN_T, B_COLUMN(n)  what B_AT gets as its column: by default the index n (a uint); an includer
 //                     whose B is gathered (implicit GEMM) precomputes the column's decomposition once
 //   K_FIRST, K_LAST   the slice [K_FIRST, K_LAST) of the reduction to sum (split-K; default [0, K))
+//   A_M_CONTIGUOUS, B_K_CONTIGUOUS  A stored [k][m], B stored [n][k]: hints for the shared-memory
+//                     core's copies (common/gemm_tiled.glsl), which a tile with BK selects
 // Each invocation computes a TM x TN block; the WG_X x WG_Y invocations of a workgroup cover
 // WG_X*TN columns and WG_Y*TM rows. Neighbouring invocations in x take neighbouring columns, and all
 // invocations of a row share their A values, which suits both SIMD-on-CPU (lavapipe) and GPUs.
-// No shared memory and no subgroup operations: nothing here assumes a subgroup size.
+// This core uses no shared memory (a tile with BK selects common/gemm_tiled.glsl, which does) and
+// no subgroup operations: nothing here assumes a subgroup size.
 
 // Tile sizes come from Python (vkbackprop/layers/gemm.py) as -D defines: one source of truth.
 #if !defined(TM) || !defined(TN) || !defined(WG_X) || !defined(WG_Y)
@@ -28,6 +31,9 @@ layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = 1) in;
 #define K_LAST K
 #endif
 
+#ifdef BK
+#include "gemm_tiled.glsl"
+#else
 void main() {
     const uint n0 = gl_WorkGroupID.x * (WG_X * TN) + gl_LocalInvocationID.x;
     const uint m0 = gl_WorkGroupID.y * (WG_Y * TM) + gl_LocalInvocationID.y * TM;
@@ -60,3 +66,4 @@ void main() {
         }
     }
 }
+#endif

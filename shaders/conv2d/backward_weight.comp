@@ -45,5 +45,6 @@ float upstream(uint m, uint k) {
 #define B_COLUMN_T Tap
 #define B_COLUMN(n) column_tap(n)
 #define B_AT(k, tap) unfolded(k, tap)
+#define B_K_CONTIGUOUS   // k runs over output positions: neighbouring input positions
 #define STORE(m, n, v) dweight[(SLICE * OUT_C + GROUP * GROUP_OUT + (m)) * N + (n)] = (v)
 #include "../common/gemm.glsl"

@@ -11,6 +11,7 @@ layout(set = 0, binding = 1) readonly buffer X { float x[]; };
 layout(set = 0, binding = 2) writeonly buffer DWeight { float dweight[]; };
 
 #define A_AT(m, k) dy[(k) * M + (m)]
+#define A_M_CONTIGUOUS
 #define B_AT(k, n) x[(k) * N + (n)]
 #define STORE(m, n, v) dweight[(m) * N + (n)] = (v)
 #include "../common/gemm.glsl"

@@ -14,6 +14,7 @@ layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 
 #define A_AT(m, k) x[(m) * K + (k)]
 #define B_AT(k, n) weight[(n) * K + (k)]
+#define B_K_CONTIGUOUS
 #include "epilogue.glsl"
 #define STORE(m, n, v) y[(m) * N + (n)] = activate(HAS_BIAS ? (v) + bias[n] : (v))
 #include "../common/gemm.glsl"

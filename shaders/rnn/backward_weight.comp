@@ -19,6 +19,7 @@ layout(set = 0, binding = 1) readonly buffer X { float x[]; };
 layout(set = 0, binding = 2) writeonly buffer DWeight { float dweight[]; };
 
 #define A_AT(m, k) dgates[(k) * SAVED + ((m) < SKIP_FROM ? (m) : (m) + SKIP)]
+#define A_M_CONTIGUOUS
 #define B_AT(k, n) x[((k) / STEPS) * X_STRIDE + ((k) % STEPS) * N + (n)]
 #define STORE(m, n, v) dweight[(m) * N + (n)] = (v)
 #include "../common/gemm.glsl"

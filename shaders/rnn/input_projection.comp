@@ -15,5 +15,6 @@ layout(set = 0, binding = 3) writeonly buffer Projected { float projected[]; };
 
 #define A_AT(m, k) x[(m) * K + (k)]
 #define B_AT(k, n) weight_ih[(n) * K + (k)]
+#define B_K_CONTIGUOUS
 #define STORE(m, n, v) projected[(m) * N + (n)] = (HAS_BIAS ? (v) + bias_ih[n] : (v))
 #include "../common/gemm.glsl"

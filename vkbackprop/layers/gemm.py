@@ -1,4 +1,5 @@
-"""Dispatching the shared GEMM core (shaders/common/gemm.glsl): its tile sizes live here only."""
+"""Dispatching the shared GEMM core (shaders/common/gemm.glsl, or common/gemm_tiled.glsl for the
+shared-memory tiles): its tile sizes live here only."""
 
 from __future__ import annotations
 
@@ -10,14 +11,44 @@ TILE = {"TM": 8, "TN": 4, "WG_X": 64, "WG_Y": 1}
 # A 16 x 16 block per invocation: ~2.3x faster than TILE for convolutions on lavapipe, ~3 s to compile.
 CPU_TILE = {"TM": 16, "TN": 16, "WG_X": 8, "WG_Y": 1}
 # The family VKBACKPROP_TUNE=1 chooses from per (device, shader, shape class) (vkbackprop/tuning.py).
-TILES = [TILE, CPU_TILE, {"TM": 16, "TN": 8, "WG_X": 16, "WG_Y": 1}, {"TM": 4, "TN": 4, "WG_X": 16, "WG_Y": 4},
-         {"TM": 8, "TN": 8, "WG_X": 32, "WG_Y": 2}]
+PLAIN_TILES = [TILE, CPU_TILE, {"TM": 16, "TN": 8, "WG_X": 16, "WG_Y": 1}, {"TM": 4, "TN": 4, "WG_X": 16, "WG_Y": 4},
+               {"TM": 8, "TN": 8, "WG_X": 32, "WG_Y": 2}]
+# Shared-memory tiles (a BK selects common/gemm_tiled.glsl): the workgroup copies BK-deep slices of
+# its WG_Y*TM rows of A and WG_X*TN columns of B into shared memory and every invocation reads them
+# there. For GPUs, where the issue measured such tiles on an H100 at 19 TFLOP/s (1024^3) and 24-27
+# (4096^3); 128 x 128 blocks for large products, 64-row blocks for few rows (M = 128 starves big
+# blocks of workgroups). At most 16 KiB of shared memory and 256 invocations (every Vulkan device
+# has 16 KiB; `fits` checks the device). On lavapipe (512^3 linear forward) the 128 x 128 tile ran at
+# 14.5 GFLOP/s, between TILE (7.8) and CPU_TILE (17.8).
+SHARED_TILES = [{"TM": 8, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 8}, {"TM": 4, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 8},
+                {"TM": 8, "TN": 4, "WG_X": 16, "WG_Y": 8, "BK": 8}, {"TM": 4, "TN": 4, "WG_X": 16, "WG_Y": 16, "BK": 16}]
+TILES = PLAIN_TILES + SHARED_TILES
+
+
+def shared_memory_bytes(tile: dict) -> int:
+    """Shared memory a tile's workgroup holds: two BK-deep slices of its A rows and B columns."""
+    if "BK" not in tile:
+        return 0
+    return 2 * tile["BK"] * (tile["WG_Y"] * tile["TM"] + tile["WG_X"] * tile["TN"]) * 4
 
 
 def loop_iterations(k: int, tile: dict = TILE) -> int:
-    """Loop iterations of one invocation: the k loop, plus the core's short fixed loops should the
-    compiler keep any."""
+    """Loop iterations of one invocation: the k loop (a shared-memory tile's steps and their BK
+    terms each), plus the core's short fixed loops should the compiler keep any."""
+    if "BK" in tile:
+        return k + 2 * -(-k // tile["BK"]) + 4 * (tile["TM"] + tile["TN"]) + 8 * tile["BK"]
     return k + 4 * (tile["TM"] + tile["TN"])
+
+
+def fits(device, tile: dict, what: str) -> None:
+    """ValueError if the device cannot run `tile`'s workgroup (size or shared memory)."""
+    invocations, shared = tile["WG_X"] * tile["WG_Y"], shared_memory_bytes(tile)
+    if invocations > device.properties["max_work_group_invocations"]:
+        raise ValueError(f"{what}: tile {tile} has {invocations} invocations per workgroup; "
+                         f"{device.name} allows {device.properties['max_work_group_invocations']}")
+    if shared > device.properties["max_shared_memory_size"]:
+        raise ValueError(f"{what}: tile {tile} needs {shared} bytes of shared memory; "
+                         f"{device.name} has {device.properties['max_shared_memory_size']}")
 
 
 def gemm_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
@@ -27,6 +58,7 @@ def gemm_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
     convolution group: the shader tells them apart by gl_WorkGroupID.z. `tile`: the default tile
     (keys TM, TN, WG_X, WG_Y; TILE if None); a tuned tile cached for this shape class wins."""
     def check(tile):
+        fits(device, tile, shader)
         device.check_loop(loop_iterations(k, tile), f"{shader} (reduction length {k})")
 
     def build(tile, bound=buffers):
