@@ -17,6 +17,7 @@ from vkbackprop.bench.layer_bench import host_inputs, measure_op, relative_error
 from vkbackprop.bench.timing import TimedRecorder
 from vkbackprop.device import Sequence
 from vkbackprop.layers.recurrent import LSTM
+from oracles import no_gpu_work
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -240,3 +241,11 @@ def test_a_shape_the_device_cannot_plan_exits_2_naming_op_and_shape(monkeypatch,
     assert cli.main(["--layer", "softmax", "--shape", "2,5000", "--repeats", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--layer softmax --shape 2,5000:" in err and "Softmax over 5000 features" in err and "after 10000" in err
+
+
+def test_without_pytorch_the_runner_says_so_and_touches_no_device(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)   # `import torch` raises ImportError
+    with no_gpu_work():
+        assert cli.main(["--layer", "relu", "--shape", "2,8", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "against PyTorch" in err and "pip install torch" in err

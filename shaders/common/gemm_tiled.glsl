@@ -30,8 +30,20 @@
 #define A_COPIES (BM * BK / INVOCATIONS)
 #define B_COPIES (BK * BN / INVOCATIONS)
 
-shared vec4 a_block[2][BK][BM / 4];   // [buffer][k][row quad]
-shared vec4 b_block[2][BK][BN / 4];   // [buffer][k][column quad]
+// A block stored along k is copied along k: its rows of quads one quad longer put the copies of
+// neighbouring k in different banks (BK of them at one row would otherwise share a bank).
+#ifdef A_M_CONTIGUOUS
+#define A_PAD 0
+#else
+#define A_PAD 1
+#endif
+#ifdef B_K_CONTIGUOUS
+#define B_PAD 1
+#else
+#define B_PAD 0
+#endif
+shared vec4 a_block[2][BK][BM / 4 + A_PAD];   // [buffer][k][row quad]
+shared vec4 b_block[2][BK][BN / 4 + B_PAD];   // [buffer][k][column quad]
 
 // This invocation's share of each step's copy: A element r is (a_m[r], a_k[r]) of the block, read
 // from row a_row[r]; B element r is (b_k[r], b_n[r]), read from column b_col[r]. Rows and columns

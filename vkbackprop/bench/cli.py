@@ -65,9 +65,14 @@ def run(args) -> int:
     except ValueError as e:
         print(f"vkbackprop bench: {e}", file=sys.stderr)
         return 2
+    try:
+        import torch
+    except ImportError as e:   # torch is no dependency of vkbackprop, only of its tests and this runner
+        print(f"vkbackprop bench: measures every op and step against PyTorch in the same run, and PyTorch "
+              f"does not import ({e}): install it (pip install torch)", file=sys.stderr)
+        return 2
 
     import numpy as np
-    import torch
     from tqdm import tqdm
 
     from ..device import Device

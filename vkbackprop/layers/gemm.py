@@ -17,8 +17,8 @@ PLAIN_TILES = [TILE, CPU_TILE, {"TM": 16, "TN": 8, "WG_X": 16, "WG_Y": 1}, {"TM"
 # its WG_Y*TM rows of A and WG_X*TN columns of B into shared memory and every invocation reads them
 # there. For GPUs, where the issue measured such tiles on an H100 at 19 TFLOP/s (1024^3) and 24-27
 # (4096^3); 128 x 128 blocks for large products, 64-row blocks for few rows (M = 128 starves big
-# blocks of workgroups). At most 16 KiB of shared memory and 256 invocations (every Vulkan device
-# has 16 KiB; `fits` checks the device). On lavapipe (512^3 linear forward) the 128 x 128 tile ran at
+# blocks of workgroups). At most 16.5 KiB of shared memory and 256 invocations (`fits` checks the
+# device: Vulkan guarantees 16 KiB and 128 invocations; GPUs have 32-64 KiB and 1024). On lavapipe (512^3 linear forward) the 128 x 128 tile ran at
 # 14.5 GFLOP/s, between TILE (7.8) and CPU_TILE (17.8).
 SHARED_TILES = [{"TM": 8, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 8}, {"TM": 4, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 8},
                 {"TM": 8, "TN": 4, "WG_X": 16, "WG_Y": 8, "BK": 8}, {"TM": 4, "TN": 4, "WG_X": 16, "WG_Y": 16, "BK": 16}]
@@ -26,10 +26,12 @@ TILES = PLAIN_TILES + SHARED_TILES
 
 
 def shared_memory_bytes(tile: dict) -> int:
-    """Shared memory a tile's workgroup holds: two BK-deep slices of its A rows and B columns."""
+    """Shared memory a tile's workgroup holds at most: two BK-deep slices of its A rows and B
+    columns, each row of the slices padded by a quad (common/gemm_tiled.glsl pads a block copied
+    along k)."""
     if "BK" not in tile:
         return 0
-    return 2 * tile["BK"] * (tile["WG_Y"] * tile["TM"] + tile["WG_X"] * tile["TN"]) * 4
+    return 2 * tile["BK"] * (tile["WG_Y"] * tile["TM"] + 4 + tile["WG_X"] * tile["TN"] + 4) * 4
 
 
 def loop_iterations(k: int, tile: dict = TILE) -> int:
