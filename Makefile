@@ -19,6 +19,7 @@ bench: setup
 	$(PY) bench/cnn_step.py
 	$(PY) bench/lstm_step.py
 	$(PY) bench/distributed_step.py
+	$(PY) bench/gemm_tiles.py
 
 devices: setup
 	$(PY) -m vkbackprop devices

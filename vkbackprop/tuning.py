@@ -85,13 +85,13 @@ def _store(data: dict) -> None:
     os.replace(tmp, path)   # atomic: concurrent readers see the old or the new file
 
 
-def _time(device, dispatch) -> float:
-    """Best GPU time of `dispatch` alone over a few runs (after one warm-up run)."""
+def best_gpu_seconds(device, dispatch, repeats: int = _REPEATS) -> float:
+    """Best GPU time of `dispatch` alone over `repeats` runs (after one warm-up run)."""
     seq = device.sequence(timestamps=1)
     seq.dispatch(dispatch)
     seq.eval()
     best = float("inf")
-    for _ in range(_REPEATS):
+    for _ in range(repeats):
         seq.eval()
         best = min(best, seq.op_seconds()[0])
     return best
@@ -140,7 +140,7 @@ def choose_tile(device, shader: str, m: int, n: int, k: int, candidates: list, d
     times = {}
     for i, tile in enumerate(candidates):
         try:
-            times[i] = _time(device, make(tile))
+            times[i] = best_gpu_seconds(device, make(tile))
         except ValueError:
             continue
     if not times:

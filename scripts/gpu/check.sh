@@ -13,10 +13,13 @@ export PYTHONPATH=/tmp/site:$PWD VKBACKPROP_CACHE_DIR=$out/cache
 py=python3
 $py -m vkbackprop devices | tee "$out/devices.txt"
 # Correctness first: the layers, models, optimizers and the step structure (no validation layer there).
-timeout 240 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tests/test_conv.py tests/test_pool.py \
+timeout 200 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tests/test_conv.py tests/test_pool.py \
     tests/test_norm.py tests/test_recurrent.py tests/test_mlp_vs_torch.py tests/test_cnn.py tests/test_tuning.py \
     -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
-# Speed: GEMM (1024 and 4096) and the training steps vs PyTorch CUDA, tuning the GEMM tiles as it plans.
+# Speed: every tile of the scalar GEMM core's family (the data for a GPU default tile), then GEMM
+# (1024 and 4096) and the training steps vs PyTorch CUDA, tuning the GEMM tiles as it plans.
+timeout 60 $py bench/gemm_tiles.py --shape 4096,4096,4096 --shape 1024,1024,1024 --shape 128,784,256 \
+    --json "$out/gemm_tiles.json" 2>&1 | tail -40 | tee "$out/gemm_tiles.txt"
 VKBACKPROP_TUNE=1 timeout 150 $py -m vkbackprop bench --layer linear --shape 1024,1024,1024 --shape 4096,4096,4096 \
     --shape 128,784,256 --json "$out/gemm.json" --quiet 2>&1 | tail -12 | tee "$out/gemm.txt"
 VKBACKPROP_TUNE=1 timeout 120 $py -m vkbackprop bench --suite steps --max-seconds 60 --json "$out/steps.json" --quiet \

@@ -79,9 +79,14 @@ def wall_times(fn, repeats: int, warmup: int, sync=None) -> Timing:
 
 
 def torch_device() -> str:
-    """Where the PyTorch comparison runs: CUDA when available, else the CPU."""
+    """Where the PyTorch comparison runs: CUDA when available, else the CPU. On CUDA in true fp32,
+    as vkbackprop computes: TF32 off for matmuls and cuDNN convolutions (cuDNN's default is on)."""
     import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return "cuda"
 
 
 def torch_sync(device: str):

@@ -53,18 +53,28 @@ def fits(device, tile: dict, what: str) -> None:
                          f"{device.name} has {device.properties['max_shared_memory_size']}")
 
 
+def check_tile(device, shader: str, k: int, tile: dict) -> None:
+    """ValueError if `tile` cannot run `shader` over a reduction of k terms on this device."""
+    fits(device, tile, shader)
+    device.check_loop(loop_iterations(k, tile), f"{shader} (reduction length {k})")
+
+
+def tile_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int, tile: dict,
+                  constants: dict | None = None, name: str | None = None, z: int = 1):
+    """A dispatch of `shader` with exactly `tile` (no tuning, no checks: see check_tile)."""
+    program = device.program(shader, tile)
+    groups = (-(-n // (tile["WG_X"] * tile["TN"])), -(-m // (tile["WG_Y"] * tile["TM"])), z)
+    return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
+
+
 def gemm_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
                   constants: dict | None = None, name: str | None = None, z: int = 1, tile: dict | None = None):
     """A dispatch of `shader` (which includes common/gemm.glsl) computing an m x n result over k
     (the k loop's length: a split-K shader's slice). `z` workgroup layers, e.g. one per
     convolution group: the shader tells them apart by gl_WorkGroupID.z. `tile`: the default tile
-    (keys TM, TN, WG_X, WG_Y; TILE if None); a tuned tile cached for this shape class wins."""
-    def check(tile):
-        fits(device, tile, shader)
-        device.check_loop(loop_iterations(k, tile), f"{shader} (reduction length {k})")
-
+    (keys TM, TN, WG_X, WG_Y and for shared-memory tiles BK; TILE if None); a tuned tile cached for
+    this shape class wins."""
     def build(tile, bound=buffers):
-        program = device.program(shader, tile)
-        groups = (-(-n // (tile["WG_X"] * tile["TN"])), -(-m // (tile["WG_Y"] * tile["TM"])), z)
-        return device.dispatch(program, bound, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
-    return build(tuning.planned_tile(check, device, shader, (m, n, k), TILES, tile or TILE, build, buffers))
+        return tile_dispatch(device, shader, bound, m, n, k, tile, constants, name, z)
+    return build(tuning.planned_tile(lambda tile: check_tile(device, shader, k, tile), device, shader, (m, n, k),
+                                     TILES, tile or TILE, build, buffers))
