@@ -13,6 +13,7 @@ from vkbackprop.gradcheck import run_layer
 from vkbackprop.layers import gemm, gemm_shuffle
 from oracles import assert_close
 from test_conv import assert_sum_close
+from test_recurrent import check_gpu, make
 
 
 @pytest.fixture
@@ -88,7 +89,6 @@ def test_every_shared_memory_tile_is_correct_across_blocks_and_steps(device, rng
     assert 150 > blocks[0] and 140 > blocks[1]
     _check_linear(device, rng, 150, 45, 140)
     _check_conv(device, rng, 1, (4, 65, 65), 6, padding=1, groups=2)   # 4225 terms: 2 slices
-    from test_recurrent import check_gpu, make
     check_gpu(device, rng, make(vb.LSTM, 5, 9, 2, return_state=True), 3, 7, True, True)
 
 
