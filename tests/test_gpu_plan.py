@@ -1,0 +1,75 @@
+"""The plans a GPU gets, run on the suite's device: with the device reported as a discrete GPU,
+Linear runs on the scalar GEMM core (or a shared-memory tile), vec4 inputs are storage buffers,
+convolutions use the GPU tile and the update loops over fewer quads per invocation. Training steps
+of an MLP and a residual CNN then agree with PyTorch, as on the device's own plans. (This proves the
+GPU plans' structure and shaders on lavapipe; a GPU's own scheduling is for the device check.)"""
+
+import numpy as np
+import pytest
+import torch
+
+import vkbackprop as vb
+from vkbackprop import tuning
+from vkbackprop.layers import gemm
+from oracles import check_step_against_twin, torch_twin
+from test_cnn import TorchResidualNet, vk_residual_net
+
+TILES = [None, gemm.SHARED_TILES[0], gemm.SHARED_TILES[2]]
+
+
+@pytest.fixture
+def as_gpu(device, monkeypatch, tmp_path):
+    """The device reported as a discrete GPU; every GEMM program it compiles is recorded."""
+    monkeypatch.setenv("VKBACKPROP_CACHE_DIR", str(tmp_path))   # no tuned tiles from elsewhere
+    monkeypatch.delenv(tuning.TUNE_ENV, raising=False)
+    monkeypatch.delenv("VKBACKPROP_TEXEL_READS", raising=False)
+    monkeypatch.setitem(device.properties, "device_type", "DiscreteGpu")
+    compiled = []
+    program = device.program
+    monkeypatch.setattr(device, "program", lambda path, defines=None: compiled.append((path, defines or {})) or
+                        program(path, defines))
+    return compiled
+
+
+def _force(monkeypatch, tile):
+    if tile is not None:
+        monkeypatch.setattr(tuning, "choose_tile", lambda *args, **kw: dict(tile))
+
+
+def _gemm_tiles(compiled) -> list:
+    return [d for _, d in compiled if "TM" in d]
+
+
+@pytest.mark.parametrize("tile", TILES, ids=str)
+def test_an_mlp_step_on_the_gpu_plan_matches_pytorch(device, rng, monkeypatch, as_gpu, tile):
+    _force(monkeypatch, tile)
+    batch = 48
+    model = vb.Sequential(vb.Linear(60, 132), vb.ReLU(), vb.Linear(132, 10))
+    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), batch, device=device)
+    used = _gemm_tiles(as_gpu)
+    assert used and all("SHARE" not in d for d in used)              # no vec4 shuffle core
+    assert used == [dict(tile or gemm.TILE)] * len(used)
+    assert all(not d.get("TEXEL_READS") for _, d in as_gpu)          # storage-buffer reads
+    twin = torch_twin(torch.nn.Sequential(torch.nn.Linear(60, 132), torch.nn.ReLU(), torch.nn.Linear(132, 10)), model)
+    for _ in range(2):
+        x = rng.standard_normal((batch, 60)).astype(np.float32)
+        y = rng.integers(0, 10, batch)
+        twin.zero_grad()
+        want = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
+        check_step_against_twin(trainer, x, y, twin, want)
+
+
+@pytest.mark.parametrize("tile", TILES, ids=str)
+def test_a_residual_cnn_step_on_the_gpu_plan_matches_pytorch(device, rng, monkeypatch, as_gpu, tile):
+    _force(monkeypatch, tile)
+    c_in, width, stride, batch = 3, 6, 2, 5
+    model = vk_residual_net(c_in, width, stride)
+    twin = torch_twin(TorchResidualNet(c_in, width, stride), model, torch.float64)
+    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), batch, device=device)
+    assert any(path.startswith("conv2d/") for path, d in as_gpu if "TM" in d)
+    assert _gemm_tiles(as_gpu) == [dict(tile or gemm.TILE)] * len(_gemm_tiles(as_gpu))
+    x = rng.standard_normal((batch, c_in * 7 * 9)).astype(np.float32)
+    y = rng.integers(0, 5, batch)
+    want = torch.nn.functional.cross_entropy(twin(torch.tensor(x, dtype=torch.float64).reshape(batch, c_in, 7, 9)),
+                                             torch.tensor(y))
+    check_step_against_twin(trainer, x, y, twin, want)
