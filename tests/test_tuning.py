@@ -9,6 +9,7 @@ import pytest
 import vkbackprop as vb
 from vkbackprop import reference as ref
 from vkbackprop import tuning
+from vkbackprop.device import LLVMPIPE_LOOP_LIMIT
 from vkbackprop.gradcheck import run_layer
 from vkbackprop.layers import gemm, gemm_shuffle
 from oracles import assert_close
@@ -90,6 +91,32 @@ def test_every_shared_memory_tile_is_correct_across_blocks_and_steps(device, rng
     _check_linear(device, rng, 150, 45, 140)
     _check_conv(device, rng, 1, (4, 65, 65), 6, padding=1, groups=2)   # 4225 terms: 2 slices
     check_gpu(device, rng, make(vb.LSTM, 5, 9, 2, return_state=True), 3, 7, True, True)
+
+
+def test_the_shared_memory_core_runs_right_up_to_the_loop_limit(device, rng, monkeypatch, cache):
+    """Its loop estimate (gemm.loop_iterations) bounds lavapipe's count from above: the longest
+    reduction a shared-memory tile accepts there computes right, one term more is refused (lavapipe
+    would stop the loop early and write a wrong sum)."""
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar")
+    tile = gemm.SHARED_TILES[0]
+    _forced(monkeypatch, tile)
+    limit = device.loop_limit or LLVMPIPE_LOOP_LIMIT
+    k = limit - 1
+    while gemm.loop_iterations(k, tile) > limit:
+        k -= 1
+    layer = vb.Linear(k, 4)
+    params = {n: rng.standard_normal(v.shape).astype(np.float32) for n, v in layer.parameters().items()}
+    x = rng.standard_normal((3, k)).astype(np.float32)
+    programs = []
+    program = device.program
+    monkeypatch.setattr(device, "program", lambda path, defines=None: programs.append((path, defines or {})) or
+                        program(path, defines))
+    y, _, _ = run_layer(device, layer, x, params, rng.standard_normal((3, 4)).astype(np.float32))
+    assert_sum_close(y, ref.linear_forward(x, params["weight"], params["bias"]), k, f"y over {k} terms")
+    assert [d for path, d in programs if path == "linear/forward.comp"] == [tile]   # the forward ran on it
+    if device.loop_limit is not None:   # (a plan then falls back to the default tile)
+        with pytest.raises(ValueError, match=f"reduction length {k + 1}.*stops loops after {limit}"):
+            gemm.check_tile(device, "linear/forward.comp", k + 1, tile)
 
 
 def test_a_tile_the_device_cannot_hold_is_refused_and_not_tuned(device, rng, monkeypatch, cache):
