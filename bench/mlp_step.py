@@ -4,7 +4,9 @@ under the CPU idle policy as configured, then again in low-latency mode (vkbackp
 where this process may request it. (`vkbackprop bench --suite steps` runs this configuration among
 others.)
 
-    .venv/bin/python bench/mlp_step.py [--steps 50] [--json out.json]
+    .venv/bin/python bench/mlp_step.py [--steps 50] [--json out.json] [--profile]
+
+--profile also prints the step's commands with their GPU times (timestamps; each adds a little).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 import vkbackprop as vb
 from vkbackprop.bench import models
 from vkbackprop.bench.report import print_step_comparison
-from vkbackprop.bench.timing import wall_times
+from vkbackprop.bench.timing import TimedRecorder, wall_times
 from vkbackprop.latency import WakeLatencyRequest
 from vkbackprop.layers.activation import elementwise
 from vkbackprop.schedule import Recorder
@@ -54,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--profile", action="store_true", help="also time each command of the step on the GPU")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -80,7 +83,19 @@ def main() -> None:
         results["low_latency"] = measure(trainer, torch_step, x, y, args.steps) if held else None
         request.release()
 
+    if args.profile:
+        results["profile"] = profile(trainer, args.steps)
     print_step_comparison(results, args.steps, args.json, decimals=2)
+
+
+def profile(trainer, steps: int) -> list[dict]:
+    """The step's commands with their GPU times (median over `steps` evaluations), printed."""
+    times = TimedRecorder.replay(trainer.plan.train).command_times(steps, warmup=5)
+    print("\nper command, GPU timestamps (median ms):")
+    for kind, what, t in times:
+        print(f"  {t.median * 1e3:8.3f}  {kind:9s} {what[:90]}")
+    print(f"  {sum(t.median for _, _, t in times) * 1e3:8.3f}  total")
+    return [{"kind": kind, "what": what, **t.to_json()} for kind, what, t in times]
 
 
 if __name__ == "__main__":

@@ -73,6 +73,20 @@ def test_timed_recorder_times_each_shader_and_the_whole_pass(device):
     assert all(total.seconds[i] >= per_shader["first"].seconds[i] for i in range(2))
 
 
+def test_a_replayed_training_step_records_the_same_commands_each_timed(device, rng):
+    import vkbackprop as vb
+    trainer = vb.Trainer(vb.Sequential(vb.Linear(12, 8), vb.ReLU(), vb.Linear(8, 3)), vb.CrossEntropyLoss(),
+                         vb.SGD(lr=0.1), 4, device=device)
+    trainer.step(rng.standard_normal((4, 12)).astype(np.float32), rng.integers(0, 3, 4))
+    timed = TimedRecorder.replay(trainer.plan.train)
+    assert timed.log == trainer.plan.train.log            # same commands, same barriers, same order
+    times = timed.command_times(repeats=2, warmup=1)
+    log = trainer.plan.train.log
+    assert [k for k, _, _ in times] == [k for k, _ in log]
+    assert [w for k, w, _ in times if k == "dispatch"] == [d.name for k, d in log if k == "dispatch"]
+    assert all(len(t.seconds) == 2 and t.min >= 0 for _, _, t in times)
+
+
 SMALL_SHAPES = {"linear": [(8, 16, 4), (5, 7, 3)], "relu": [(4, 33)], "leaky_relu": [(4, 33)],
                 "sigmoid": [(4, 33)], "tanh": [(4, 33)], "gelu": [(4, 33)], "softmax": [(3, 17)],
                 "log_softmax": [(3, 17)], "conv2d": [(2, 3, 5, 6, 4, 3), (3, 2, 4, 4, 5, 1)],

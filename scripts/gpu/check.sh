@@ -2,7 +2,7 @@
 # The device check, run ON the NVIDIA machine from the project root, with .gl and .whl carried
 # (scripts/gpu/prepare.sh made them). Results go to $OUT (or out/gpu): the test log, benchmark
 # JSON and the tuned GEMM tile cache. Keep it inside the session's device budget: each part has its
-# own timeout. Usage: bash scripts/gpu/check.sh
+# own timeout (about 560 s in all: `run` allows 600 a call). Usage: bash scripts/gpu/check.sh
 set -uo pipefail
 out=${OUT:-out/gpu}; mkdir -p "$out"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -13,7 +13,7 @@ export PYTHONPATH=/tmp/site:$PWD VKBACKPROP_CACHE_DIR=$out/cache
 py=python3
 $py -m vkbackprop devices | tee "$out/devices.txt"
 # Correctness first: the layers, models, optimizers and the step structure (no validation layer there).
-timeout 200 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tests/test_conv.py tests/test_pool.py \
+timeout 180 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tests/test_conv.py tests/test_pool.py \
     tests/test_norm.py tests/test_recurrent.py tests/test_mlp_vs_torch.py tests/test_cnn.py tests/test_tuning.py \
     tests/test_gpu_plan.py \
     -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
@@ -21,7 +21,10 @@ timeout 200 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tes
 # (1024 and 4096) and the training steps vs PyTorch CUDA, tuning the GEMM tiles as it plans.
 timeout 60 $py bench/gemm_tiles.py --shape 4096,4096,4096 --shape 1024,1024,1024 --shape 128,784,256 \
     --json "$out/gemm_tiles.json" 2>&1 | tail -40 | tee "$out/gemm_tiles.txt"
-VKBACKPROP_TUNE=1 timeout 150 $py -m vkbackprop bench --layer linear --shape 1024,1024,1024 --shape 4096,4096,4096 \
+VKBACKPROP_TUNE=1 timeout 130 $py -m vkbackprop bench --layer linear --shape 1024,1024,1024 --shape 4096,4096,4096 \
     --shape 128,784,256 --json "$out/gemm.json" --quiet 2>&1 | tail -12 | tee "$out/gemm.txt"
 VKBACKPROP_TUNE=1 timeout 120 $py -m vkbackprop bench --suite steps --max-seconds 60 --json "$out/steps.json" --quiet \
     2>&1 | tail -15 | tee "$out/steps.txt"
+# Where the MLP-small step's GPU time goes, command by command (the <= 0.4 ms target's budget).
+timeout 60 $py bench/mlp_step.py --steps 200 --profile --json "$out/mlp_step.json" 2>&1 | tail -45 \
+    | tee "$out/mlp_step.txt"

@@ -60,6 +60,26 @@ class TimedRecorder(Recorder):
                 per_dispatch.setdefault(name, []).append(s)
         return Timing(tuple(totals)), {name: Timing(tuple(s)) for name, s in per_dispatch.items()}
 
+    @classmethod
+    def replay(cls, recorder) -> "TimedRecorder":
+        """The commands `recorder` recorded, recorded again in the same order with the same barriers
+        and a timestamp after each: where a plan's sequence (e.g. a training step) spends GPU time."""
+        timed = cls(recorder.device, len(recorder.log))
+        for kind, what in recorder.log:
+            getattr(timed, kind)(what)   # upload, barrier, dispatch or download
+        return timed
+
+    def command_times(self, repeats: int, warmup: int) -> list[tuple[str, str, Timing]]:
+        """(kind, what, GPU times) per recorded command, over warmup + repeats evaluations."""
+        for _ in range(warmup):
+            self.sequence.eval()
+        runs = []
+        for _ in range(repeats):
+            self.sequence.eval()
+            runs.append(self.sequence.op_seconds())
+        return [(kind, what.name if kind == "dispatch" else ", ".join(b.name for b in what),
+                 Timing(tuple(run[i] for run in runs))) for i, (kind, what) in enumerate(self.log)]
+
 
 def wall_times(fn, repeats: int, warmup: int, sync=None) -> Timing:
     """Wall time of fn() over `repeats` calls after `warmup` calls; `sync()` (if given) runs
