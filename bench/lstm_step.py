@@ -1,6 +1,7 @@
 """Benchmark: one training step of a sequence classifier, LSTM(32, 64, num_layers=1) over 64 steps,
 batch 16, its final hidden state -> Linear(64, 10), cross-entropy, SGD, on the default Vulkan device
-vs the same model in PyTorch on the CPU in the same run; plus the recorded step's make-up.
+vs the same model in PyTorch (on CUDA when present, else the CPU) in the same run; plus the recorded
+step's make-up.
 
     .venv/bin/python bench/lstm_step.py [--steps 20] [--seq 64] [--batch 16] [--hidden 64] [--json out.json]
 """
@@ -8,13 +9,13 @@ vs the same model in PyTorch on the CPU in the same run; plus the recorded step'
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import torch
 
 import vkbackprop as vb
-from vkbackprop.bench.timing import wall_times
+from vkbackprop.bench.report import print_step_comparison, step_summary
+from vkbackprop.bench.timing import torch_device, wall_times
 
 FEATURES, CLASSES, LR = 32, 10, 0.01
 
@@ -26,12 +27,12 @@ def vkbackprop_model(seq: int, hidden: int):
     return vb.Model(x, vb.Linear(hidden, CLASSES)(vb.Flatten()(h_n)))
 
 
-def torch_step(hidden: int, x: np.ndarray, y: np.ndarray):
-    """One SGD step of the same model in PyTorch (batch_first, float32, CPU)."""
-    lstm = torch.nn.LSTM(FEATURES, hidden, batch_first=True)
-    head = torch.nn.Linear(hidden, CLASSES)
+def torch_step(hidden: int, x: np.ndarray, y: np.ndarray, where: str):
+    """One SGD step of the same model in PyTorch (batch_first, float32, on `where`)."""
+    lstm = torch.nn.LSTM(FEATURES, hidden, batch_first=True).to(where)
+    head = torch.nn.Linear(hidden, CLASSES).to(where)
     opt = torch.optim.SGD(list(lstm.parameters()) + list(head.parameters()), lr=LR)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    xt, yt = torch.from_numpy(x).to(where), torch.from_numpy(y).long().to(where)
 
     def step():
         opt.zero_grad()
@@ -57,28 +58,12 @@ def main() -> None:
     y = rng.integers(0, CLASSES, args.batch)
     trainer = vb.Trainer(vkbackprop_model(args.seq, args.hidden), vb.CrossEntropyLoss(), vb.SGD(lr=LR), args.batch)
     flat = x.reshape(args.batch, -1)
-    log = trainer.plan.train.log
-    results = {
-        "device": trainer.device.name,
-        "model": f"LSTM({FEATURES}, {args.hidden}) over {args.seq} steps -> Linear({args.hidden}, {CLASSES}), "
-                 f"batch {args.batch}, SGD",
-        "vkbackprop_ms": wall_times(lambda: trainer.step(flat, y), args.steps, 3).median * 1e3,
-        "torch_cpu_ms": wall_times(torch_step(args.hidden, x, y), args.steps, 3).median * 1e3,
-        "torch_threads": torch.get_num_threads(),
-        "dispatches_per_step": sum(k == "dispatch" for k, _ in log),
-        "barriers_per_step": sum(k == "barrier" for k, _ in log),
-    }
-    results["ratio_vs_torch"] = results["vkbackprop_ms"] / results["torch_cpu_ms"]
-
-    print(f"device              {results['device']}")
-    print(f"model               {results['model']}")
-    print(f"vkbackprop step     {results['vkbackprop_ms']:.2f} ms (median of {args.steps}; "
-          f"{results['dispatches_per_step']} dispatches, {results['barriers_per_step']} barriers)")
-    print(f"PyTorch CPU step    {results['torch_cpu_ms']:.2f} ms ({results['torch_threads']} threads)")
-    print(f"ratio               {results['ratio_vs_torch']:.2f}x PyTorch CPU")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    where = torch_device()
+    results = step_summary(trainer, f"LSTM({FEATURES}, {args.hidden}) over {args.seq} steps -> "
+                           f"Linear({args.hidden}, {CLASSES}), batch {args.batch}, SGD",
+                           wall_times(lambda: trainer.step(flat, y), args.steps, 3).median * 1e3,
+                           wall_times(torch_step(args.hidden, x, y, where), args.steps, 3).median * 1e3, where)
+    print_step_comparison(results, args.steps, args.json)
 
 
 if __name__ == "__main__":

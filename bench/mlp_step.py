@@ -1,5 +1,5 @@
 """Benchmark: one training step of an MLP 784-256-256-10, batch 128, SGD, on the default Vulkan
-device vs PyTorch on the CPU in the same run; and the fixed cost of one submitted sequence. All of it
+device vs PyTorch in the same run (on CUDA when present, else the CPU); and the fixed cost of one submitted sequence. All of it
 under the CPU idle policy as configured, then again in low-latency mode (vkbackprop/latency.py)
 where this process may request it. (`vkbackprop bench --suite steps` runs this configuration among
 others.)
@@ -15,12 +15,11 @@ import argparse
 import warnings
 
 import numpy as np
-import torch
 
 import vkbackprop as vb
 from vkbackprop.bench import models
-from vkbackprop.bench.report import print_step_comparison
-from vkbackprop.bench.timing import TimedRecorder, wall_times
+from vkbackprop.bench.report import print_step_comparison, step_summary
+from vkbackprop.bench.timing import TimedRecorder, torch_device, wall_times
 from vkbackprop.latency import WakeLatencyRequest
 from vkbackprop.layers.activation import elementwise
 from vkbackprop.schedule import Recorder
@@ -45,11 +44,11 @@ def fixed_submit_cost(device, steps: int) -> dict:
             "fixed_submit_us_p90": float(np.percentile(us, 90))}
 
 
-def measure(trainer, torch_step, x, y, steps: int) -> dict:
+def measure(trainer, torch_step, where: str, x, y, steps: int) -> dict:
     """Step times of both frameworks and the fixed submit cost, under the CPU idle policy in force."""
-    timed = {"vkbackprop_ms": median_ms(lambda: trainer.step(x, y), steps), "torch_cpu_ms": median_ms(torch_step, steps),
-             **fixed_submit_cost(trainer.device, steps)}
-    return dict(timed, ratio_vs_torch=timed["vkbackprop_ms"] / timed["torch_cpu_ms"])
+    summary = step_summary(trainer, "MLP " + "-".join(map(str, SIZES)) + f", batch {BATCH}, SGD",
+                           median_ms(lambda: trainer.step(x, y), steps), median_ms(torch_step, steps), where)
+    return dict(summary, **fixed_submit_cost(trainer.device, steps))
 
 
 def main() -> None:
@@ -64,23 +63,17 @@ def main() -> None:
     y = rng.integers(0, SIZES[-1], BATCH)
 
     trainer = vb.Trainer(models.vkbackprop_mlp(SIZES), vb.CrossEntropyLoss(), vb.SGD(lr=LR), BATCH)
-    torch_step = models.torch_sgd_step(models.torch_mlp(SIZES), x, y, SIZES[:1], LR)
-    results = {
-        "device": trainer.device.name,
-        "model": "MLP " + "-".join(map(str, SIZES)) + f", batch {BATCH}, SGD",
-        "torch_threads": torch.get_num_threads(),
-        "dispatches_per_step": sum(k == "dispatch" for k, _ in trainer.plan.train.log),
-        "barriers_per_step": sum(k == "barrier" for k, _ in trainer.plan.train.log),
-        "low_latency_mode": trainer.device.low_latency,   # VKBACKPROP_LOW_LATENCY=1 held it throughout
-        **measure(trainer, torch_step, x, y, args.steps),
-    }
+    where = torch_device()
+    torch_step = models.torch_sgd_step(models.torch_mlp(SIZES), x, y, SIZES[:1], LR, where)
+    results = dict(measure(trainer, torch_step, where, x, y, args.steps),
+                   low_latency_mode=trainer.device.low_latency)   # VKBACKPROP_LOW_LATENCY=1 held it throughout
     if not trainer.device.low_latency:
         # The same again in low-latency mode where this process may hold it (vkbackprop/latency.py).
         request = WakeLatencyRequest(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             held = request.acquire()
-        results["low_latency"] = measure(trainer, torch_step, x, y, args.steps) if held else None
+        results["low_latency"] = measure(trainer, torch_step, where, x, y, args.steps) if held else None
         request.release()
 
     if args.profile:

@@ -10,7 +10,7 @@ import torch
 
 import vkbackprop as vb
 from vkbackprop import tuning
-from vkbackprop.layers import gemm
+from vkbackprop.layers import gemm, gemm_shuffle
 from oracles import check_step_against_twin, torch_twin
 from test_cnn import TorchResidualNet, vk_residual_net
 
@@ -23,6 +23,7 @@ def as_gpu(device, monkeypatch, tmp_path):
     monkeypatch.setenv("VKBACKPROP_CACHE_DIR", str(tmp_path))   # no tuned tiles from elsewhere
     monkeypatch.delenv(tuning.TUNE_ENV, raising=False)
     monkeypatch.delenv("VKBACKPROP_TEXEL_READS", raising=False)
+    monkeypatch.delenv(gemm_shuffle.KERNEL_ENV, raising=False)
     monkeypatch.setitem(device.properties, "device_type", "DiscreteGpu")
     compiled = []
     program = device.program
@@ -73,3 +74,21 @@ def test_a_residual_cnn_step_on_the_gpu_plan_matches_pytorch(device, rng, monkey
     want = torch.nn.functional.cross_entropy(twin(torch.tensor(x, dtype=torch.float64).reshape(batch, c_in, 7, 9)),
                                              torch.tensor(y))
     check_step_against_twin(trainer, x, y, twin, want)
+
+
+@pytest.mark.parametrize("kernel,shuffle", [("shuffle", True), ("scalar", False), ("auto", False)])
+def test_the_environment_chooses_the_gemm_kernel(device, rng, monkeypatch, as_gpu, kernel, shuffle):
+    """VKBACKPROP_GEMM_KERNEL overrides the device's choice (auto: the scalar core on a GPU); a
+    training step is right either way; other values are refused, naming the variable."""
+    monkeypatch.setenv(gemm_shuffle.KERNEL_ENV, kernel)
+    batch = 8
+    model = vb.Sequential(vb.Linear(12, 8), vb.ReLU(), vb.Linear(8, 4))
+    trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), batch, device=device)
+    assert {"SHARE" in d for d in _gemm_tiles(as_gpu)} == {shuffle}
+    twin = torch_twin(torch.nn.Sequential(torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)), model)
+    x, y = rng.standard_normal((batch, 12)).astype(np.float32), rng.integers(0, 4, batch)
+    check_step_against_twin(trainer, x, y, twin, torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)),
+                                                                                    torch.from_numpy(y)))
+    monkeypatch.setenv(gemm_shuffle.KERNEL_ENV, "fast")
+    with pytest.raises(ValueError, match="VKBACKPROP_GEMM_KERNEL must be one of auto, shuffle, scalar, got 'fast'"):
+        vb.Trainer(vb.Sequential(vb.Linear(12, 8)), vb.MSELoss(), vb.SGD(lr=0.1), batch, device=device)

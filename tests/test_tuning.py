@@ -21,6 +21,7 @@ from test_recurrent import check_gpu, make
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VKBACKPROP_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv(tuning.TUNE_ENV, raising=False)
+    monkeypatch.delenv(gemm_shuffle.KERNEL_ENV, raising=False)   # the tests set gemm_shuffle.KERNEL
     return tmp_path / "gemm_tiles.json"
 
 

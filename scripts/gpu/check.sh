@@ -2,7 +2,7 @@
 # The device check, run ON the NVIDIA machine from the project root, with .gl and .whl carried
 # (scripts/gpu/prepare.sh made them). Results go to $OUT (or out/gpu): the test log, benchmark
 # JSON and the tuned GEMM tile cache. Keep it inside the session's device budget: each part has its
-# own timeout (about 560 s in all: `run` allows 600 a call). Usage: bash scripts/gpu/check.sh
+# own timeout (about 585 s in all, with the set-up: `run` allows 600 a call). Usage: bash scripts/gpu/check.sh
 set -uo pipefail
 out=${OUT:-out/gpu}; mkdir -p "$out"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -23,8 +23,11 @@ timeout 60 $py bench/gemm_tiles.py --shape 4096,4096,4096 --shape 1024,1024,1024
     --json "$out/gemm_tiles.json" 2>&1 | tail -40 | tee "$out/gemm_tiles.txt"
 VKBACKPROP_TUNE=1 timeout 130 $py -m vkbackprop bench --layer linear --shape 1024,1024,1024 --shape 4096,4096,4096 \
     --shape 128,784,256 --json "$out/gemm.json" --quiet 2>&1 | tail -12 | tee "$out/gemm.txt"
-VKBACKPROP_TUNE=1 timeout 120 $py -m vkbackprop bench --suite steps --max-seconds 60 --json "$out/steps.json" --quiet \
+VKBACKPROP_TUNE=1 timeout 100 $py -m vkbackprop bench --suite steps --max-seconds 60 --json "$out/steps.json" --quiet \
     2>&1 | tail -15 | tee "$out/steps.txt"
 # Where the MLP-small step's GPU time goes, command by command (the <= 0.4 ms target's budget).
 timeout 60 $py bench/mlp_step.py --steps 200 --profile --json "$out/mlp_step.json" 2>&1 | tail -45 \
     | tee "$out/mlp_step.txt"
+# The same step on the vec4 subgroup-shuffle core (lavapipe's), to choose a GPU's default core.
+VKBACKPROP_GEMM_KERNEL=shuffle VKBACKPROP_TUNE=1 timeout 45 $py bench/mlp_step.py --steps 200 \
+    --json "$out/mlp_step_shuffle.json" 2>&1 | tail -14 | tee "$out/mlp_step_shuffle.txt"

@@ -197,9 +197,18 @@ def write_plots(report: Report, folder) -> list:
     return written
 
 
+def step_summary(trainer, model: str, vkbackprop_ms: float, torch_ms: float, torch_device: str) -> dict:
+    """The bench/ scripts' record of one training step vs PyTorch (on `torch_device`)."""
+    import torch
+    log = trainer.plan.train.log
+    return {"device": trainer.device.name, "model": model, "vkbackprop_ms": vkbackprop_ms, "torch_ms": torch_ms,
+            "torch_device": torch_device, "torch_threads": torch.get_num_threads(),
+            "dispatches_per_step": sum(k == "dispatch" for k, _ in log),
+            "barriers_per_step": sum(k == "barrier" for k, _ in log), "ratio_vs_torch": vkbackprop_ms / torch_ms}
+
+
 def print_step_comparison(results: dict, steps: int, json_path=None, decimals: int = 2) -> None:
-    """The bench/ scripts' summary of one training step vs PyTorch (a dict with device, model,
-    vkbackprop_ms, torch_cpu_ms, torch_threads, dispatches_per_step, barriers_per_step, optionally
+    """The bench/ scripts' summary of one training step vs PyTorch (a step_summary, optionally with
     fixed_submit_us and its _p10/_p90, low_latency_mode, and low_latency: the timings again in
     low-latency mode, None where unavailable), and the same as JSON at json_path."""
     print(f"device              {results['device']}")
@@ -209,7 +218,8 @@ def print_step_comparison(results: dict, steps: int, json_path=None, decimals: i
                                       else "as configured"))
     print(f"vkbackprop step     {results['vkbackprop_ms']:.{decimals}f} ms (median of {steps}; "
           f"{results['dispatches_per_step']} dispatches, {results['barriers_per_step']} barriers)")
-    _print_timings(results, decimals, torch_threads=results["torch_threads"])
+    torch_name = "PyTorch " + ("CPU" if results["torch_device"] == "cpu" else results["torch_device"].upper())
+    _print_timings(results, decimals, torch_name, torch_threads=results["torch_threads"])
     if "low_latency" in results:
         low = results["low_latency"]
         if low is None:
@@ -217,15 +227,15 @@ def print_step_comparison(results: dict, steps: int, json_path=None, decimals: i
         else:
             print("low-latency mode    (a PM QoS request of 0 us: idle CPUs poll; VKBACKPROP_LOW_LATENCY=1)")
             print(f"vkbackprop step     {low['vkbackprop_ms']:.{decimals}f} ms")
-            _print_timings(low, decimals)
+            _print_timings(low, decimals, torch_name)
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=2))
 
 
-def _print_timings(results: dict, decimals: int, torch_threads=None) -> None:
-    threads = f" ({torch_threads} threads)" if torch_threads else ""
-    print(f"PyTorch CPU step    {results['torch_cpu_ms']:.{decimals}f} ms{threads}")
-    print(f"ratio               {results['ratio_vs_torch']:.2f}x PyTorch CPU")
+def _print_timings(results: dict, decimals: int, torch_name: str, torch_threads=None) -> None:
+    threads = f" ({torch_threads} threads)" if torch_threads and torch_name.endswith("CPU") else ""
+    print(f"{torch_name + ' step':20s}{results['torch_ms']:.{decimals}f} ms{threads}")
+    print(f"ratio               {results['ratio_vs_torch']:.2f}x {torch_name}")
     if "fixed_submit_us" in results:
         spread = (f" (p10 {results['fixed_submit_us_p10']:.0f}, p90 {results['fixed_submit_us_p90']:.0f})"
                   if "fixed_submit_us_p10" in results else "")

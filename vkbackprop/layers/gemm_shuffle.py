@@ -3,6 +3,8 @@ applies, else None so the caller uses the scalar core (gemm.py). Its tiles live 
 
 from __future__ import annotations
 
+import os
+
 from .. import tuning
 
 # Each invocation computes TM rows x 4 NC columns; SHARE lanes hold one tile's A rows; WG_X
@@ -28,6 +30,17 @@ TEXEL_SUFFIX = " (texel reads)"
 # Which kernel gemm dispatches use: "auto" (the shuffle core on CPU devices, where it was
 # measured; GPUs keep the scalar core until the tuning issue measures them), "shuffle", "scalar".
 KERNEL = "auto"
+KERNELS = ("auto", "shuffle", "scalar")
+# Overrides KERNEL for a process, e.g. to measure the shuffle core on a GPU.
+KERNEL_ENV = "VKBACKPROP_GEMM_KERNEL"
+
+
+def chosen_kernel() -> str:
+    """KERNEL, or the kernel VKBACKPROP_GEMM_KERNEL names (ValueError for any other value)."""
+    kernel = os.environ.get(KERNEL_ENV) or KERNEL
+    if kernel not in KERNELS:
+        raise ValueError(f"{KERNEL_ENV} must be one of {', '.join(KERNELS)}, got {kernel!r}")
+    return kernel
 
 
 def applies(device, m: int, n: int, k: int, b_n_contiguous: bool, a_m_contiguous: bool = False) -> bool:
@@ -35,7 +48,8 @@ def applies(device, m: int, n: int, k: int, b_n_contiguous: bool, a_m_contiguous
     A stored [m][k] needs k % 4 == 0, A stored [k][m] (a_m_contiguous) m % 4 == 0; B stored [k][n]
     (b_n_contiguous) needs n % 4 == 0, B stored [n][k] k % 4 == 0. (With A [k][m] and B [k][n], the
     core steps through the k % 4 tail one k at a time.)"""
-    if KERNEL == "scalar" or (KERNEL == "auto" and device.properties["device_type"] != "Cpu"):
+    kernel = chosen_kernel()
+    if kernel == "scalar" or (kernel == "auto" and device.properties["device_type"] != "Cpu"):
         return False
     a_ok = m % 4 == 0 if a_m_contiguous else k % 4 == 0
     b_ok = n % 4 == 0 if b_n_contiguous else k % 4 == 0
