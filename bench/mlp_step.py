@@ -1,7 +1,7 @@
 """Benchmark: one training step of an MLP 784-256-256-10, batch 128, SGD, on the default Vulkan
-device vs PyTorch in the same run (on CUDA when present, else the CPU); and the fixed cost of one submitted sequence. All of it
-under the CPU idle policy as configured, then again in low-latency mode (vkbackprop/latency.py)
-where this process may request it. (`vkbackprop bench --suite steps` runs this configuration among
+device vs PyTorch in the same run (on CUDA when present, else the CPU); and the fixed cost of one
+submitted sequence. All of it under the CPU idle policy as configured, then again in low-latency
+mode (vkbackprop/latency.py) where this process may request it. (`vkbackprop bench --suite steps` runs this configuration among
 others.)
 
     .venv/bin/python bench/mlp_step.py [--steps 50] [--json out.json] [--profile]

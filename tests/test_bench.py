@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import vkbackprop as vb
 from vkbackprop.device import Device
 from vkbackprop.bench import cli, ops, steps
 from vkbackprop.bench.isolated import IsolatedLayer
@@ -74,7 +75,6 @@ def test_timed_recorder_times_each_shader_and_the_whole_pass(device):
 
 
 def test_a_replayed_training_step_records_the_same_commands_each_timed(device, rng):
-    import vkbackprop as vb
     trainer = vb.Trainer(vb.Sequential(vb.Linear(12, 8), vb.ReLU(), vb.Linear(8, 3)), vb.CrossEntropyLoss(),
                          vb.SGD(lr=0.1), 4, device=device)
     trainer.step(rng.standard_normal((4, 12)).astype(np.float32), rng.integers(0, 3, 4))

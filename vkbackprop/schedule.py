@@ -84,5 +84,9 @@ class Recorder:
 
     def describe(self) -> str:
         """One line per recorded command, e.g. 'barrier   0.output'."""
-        return "\n".join(f"{kind:9s} " + (", ".join(b.name for b in what) if isinstance(what, tuple) else what.name)
-                         for kind, what in self.log)
+        return "\n".join(f"{kind:9s} {command_label(what)}" for kind, what in self.log)
+
+
+def command_label(what) -> str:
+    """What a logged command works on: a dispatch's name, or the names of the buffers it moves or orders."""
+    return ", ".join(b.name for b in what) if isinstance(what, tuple) else what.name

@@ -2,7 +2,8 @@
 # The device check, run ON the NVIDIA machine from the project root, with .gl and .whl carried
 # (scripts/gpu/prepare.sh made them). Results go to $OUT (or out/gpu): the test log, benchmark
 # JSON and the tuned GEMM tile cache. Keep it inside the session's device budget: each part has its
-# own timeout (about 585 s in all, with the set-up: `run` allows 600 a call). Usage: bash scripts/gpu/check.sh
+# own timeout (about 585 s in all, with the set-up: `run` allows 600 a call).
+# Usage: bash scripts/gpu/check.sh
 set -uo pipefail
 out=${OUT:-out/gpu}; mkdir -p "$out"
 for f in .gl/*.deb; do dpkg -x "$f" /; done

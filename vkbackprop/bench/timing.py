@@ -7,7 +7,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from ..schedule import Recorder
+from ..schedule import Recorder, command_label
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,8 @@ class TimedRecorder(Recorder):
         """Evaluate the recorded sequence warmup + repeats times. Returns the GPU time of the
         whole sequence per eval (first command's start to last command's end) and, per dispatch
         shader, its own time per eval (barriers are counted in the total only)."""
-        for _ in range(warmup):
-            self.sequence.eval()
         totals, per_dispatch = [], {}
-        for _ in range(repeats):
-            self.sequence.eval()
-            seconds = self.sequence.op_seconds()
+        for seconds in self._runs(repeats, warmup):
             totals.append(sum(seconds))
             # One log entry per recorded command, in recording order: the same order as the timestamps.
             by_name = {}
@@ -71,14 +67,19 @@ class TimedRecorder(Recorder):
 
     def command_times(self, repeats: int, warmup: int) -> list[tuple[str, str, Timing]]:
         """(kind, what, GPU times) per recorded command, over warmup + repeats evaluations."""
+        runs = self._runs(repeats, warmup)
+        return [(kind, command_label(what), Timing(tuple(run[i] for run in runs)))
+                for i, (kind, what) in enumerate(self.log)]
+
+    def _runs(self, repeats: int, warmup: int) -> list[list[float]]:
+        """Per-command seconds of each of `repeats` evaluations, after `warmup` untimed ones."""
         for _ in range(warmup):
             self.sequence.eval()
         runs = []
         for _ in range(repeats):
             self.sequence.eval()
             runs.append(self.sequence.op_seconds())
-        return [(kind, what.name if kind == "dispatch" else ", ".join(b.name for b in what),
-                 Timing(tuple(run[i] for run in runs))) for i, (kind, what) in enumerate(self.log)]
+        return runs
 
 
 def wall_times(fn, repeats: int, warmup: int, sync=None) -> Timing:
