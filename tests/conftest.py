@@ -28,3 +28,12 @@ def no_validation_errors():
     errors = validation.new_messages()
     if errors:
         pytest.fail(f"{len(errors)} Vulkan validation error(s), first:\n{errors[0][:2000]}", pytrace=False)
+
+
+@pytest.fixture
+def dispatches(device, monkeypatch):
+    """Every Dispatch the device makes while the test runs (its program, defines and constants)."""
+    made = []
+    dispatch = device.dispatch
+    monkeypatch.setattr(device, "dispatch", lambda *args, **kw: made.append(dispatch(*args, **kw)) or made[-1])
+    return made

@@ -18,18 +18,14 @@ TILES = [None, gemm.SHARED_TILES[0], gemm.SHARED_TILES[2]]
 
 
 @pytest.fixture
-def as_gpu(device, monkeypatch, tmp_path):
-    """The device reported as a discrete GPU; every GEMM program it compiles is recorded."""
+def as_gpu(device, monkeypatch, tmp_path, dispatches):
+    """The device reported as a discrete GPU; every dispatch it makes is recorded."""
     monkeypatch.setenv("VKBACKPROP_CACHE_DIR", str(tmp_path))   # no tuned tiles from elsewhere
     monkeypatch.delenv(tuning.TUNE_ENV, raising=False)
     monkeypatch.delenv("VKBACKPROP_TEXEL_READS", raising=False)
     monkeypatch.delenv(gemm_shuffle.KERNEL_ENV, raising=False)
     monkeypatch.setitem(device.properties, "device_type", "DiscreteGpu")
-    compiled = []
-    program = device.program
-    monkeypatch.setattr(device, "program", lambda path, defines=None: compiled.append((path, defines or {})) or
-                        program(path, defines))
-    return compiled
+    return dispatches
 
 
 def _force(monkeypatch, tile):
@@ -37,8 +33,9 @@ def _force(monkeypatch, tile):
         monkeypatch.setattr(tuning, "choose_tile", lambda *args, **kw: dict(tile))
 
 
-def _gemm_tiles(compiled) -> list:
-    return [d for _, d in compiled if "TM" in d]
+def _gemm_tiles(dispatches) -> list:
+    """The tiles of the GEMM dispatches, either core's."""
+    return [gemm.tile_of(d.constants) or gemm_shuffle.tile_of(d.constants) for d in dispatches if "TM" in d.constants]
 
 
 @pytest.mark.parametrize("tile", TILES, ids=str)
@@ -50,7 +47,7 @@ def test_an_mlp_step_on_the_gpu_plan_matches_pytorch(device, rng, monkeypatch, a
     used = _gemm_tiles(as_gpu)
     assert used and all("SHARE" not in d for d in used)              # no vec4 shuffle core
     assert used == [dict(tile or gemm.TILE)] * len(used)
-    assert all(not d.get("TEXEL_READS") for _, d in as_gpu)          # storage-buffer reads
+    assert all(not dict(d.program.defines).get("TEXEL_READS") for d in as_gpu)   # storage-buffer reads
     twin = torch_twin(torch.nn.Sequential(torch.nn.Linear(60, 132), torch.nn.ReLU(), torch.nn.Linear(132, 10)), model)
     for _ in range(2):
         x = rng.standard_normal((batch, 60)).astype(np.float32)
@@ -67,7 +64,7 @@ def test_a_residual_cnn_step_on_the_gpu_plan_matches_pytorch(device, rng, monkey
     model = vk_residual_net(c_in, width, stride)
     twin = torch_twin(TorchResidualNet(c_in, width, stride), model, torch.float64)
     trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), batch, device=device)
-    assert any(path.startswith("conv2d/") for path, d in as_gpu if "TM" in d)
+    assert any(d.program.path.startswith("conv2d/") for d in as_gpu if "TM" in d.constants)
     assert _gemm_tiles(as_gpu) == [dict(tile or gemm.TILE)] * len(_gemm_tiles(as_gpu))
     x = rng.standard_normal((batch, c_in * 7 * 9)).astype(np.float32)
     y = rng.integers(0, 5, batch)

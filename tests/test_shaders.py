@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from vkbackprop import shaders
-from vkbackprop.layers.gemm import TILE
-from vkbackprop.layers import embedding, gemm_shuffle
+from vkbackprop.layers import embedding, gemm, gemm_shuffle
 from vkbackprop.shaders import ShaderError, compile_shader, shader_root
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vkbackprop"
@@ -20,19 +19,27 @@ def referenced_shaders() -> set:
     return {m for f in PACKAGE.rglob("*.py") for m in re.findall(r'"([\w/]+\.comp)"', f.read_text())}
 
 
-# The -D defines of shaders that need some and include no GEMM core (which takes its tile).
+# The -D defines of shaders that need some.
 SHADER_DEFINES = {"embedding/backward.comp": {"G": embedding.BACKWARD_FEATURES}}
 
 
 @pytest.mark.parametrize("rel", ALL_SHADERS)
 def test_every_shader_compiles_and_declares_its_interface(rel):
     source = (shader_root() / rel).read_text()
-    defines = (TILE if "gemm.glsl" in source else gemm_shuffle.TILE if "gemm_shuffle.glsl" in source else
-               SHADER_DEFINES.get(rel))
-    program = compile_shader(rel, defines)
-    assert program.spirv[:4] == b"\x03\x02\x23\x07"  # SPIR-V magic
-    assert program.bindings and all(b.reads or b.writes for b in program.bindings)
-    assert all(n >= 1 for n in program.local_size)
+    # (defines, the tile constants it must end with): includers of a GEMM core compile for the tile
+    # family's cores (their constant_ids follow the includer's: checked 0..n-1 by compile_shader).
+    if "gemm_shuffle.glsl" in source:
+        variants = [(None, gemm_shuffle.tile_constants(gemm_shuffle.TILE))]
+    elif "gemm.glsl" in source:
+        variants = [(gemm.tile_defines(t), gemm.tile_constants(t)) for t in (gemm.TILE, gemm.SHARED_TILES[0])]
+    else:
+        variants = [(SHADER_DEFINES.get(rel), {})]
+    for defines, core in variants:
+        program = compile_shader(rel, defines)
+        assert program.spirv[:4] == b"\x03\x02\x23\x07"  # SPIR-V magic
+        assert program.bindings and all(b.reads or b.writes for b in program.bindings)
+        assert all(n >= 1 for n in program.local_size)
+        assert [c.name for c in program.constants][len(program.constants) - len(core):] == list(core)
 
 
 def test_every_shader_belongs_to_a_layer_and_every_named_shader_exists():
@@ -41,10 +48,12 @@ def test_every_shader_belongs_to_a_layer_and_every_named_shader_exists():
 
 
 def test_bindings_are_parsed_with_their_access():
-    program = compile_shader("linear/forward.comp", TILE)
+    program = compile_shader("linear/forward.comp")
     assert [(b.name, b.reads, b.writes) for b in program.bindings] == [
         ("x", True, False), ("weight", True, False), ("bias", True, False), ("y", False, True)]
-    assert [c.name for c in program.constants] == ["M", "N", "K", "HAS_BIAS", "RELU"]
+    assert [c.name for c in program.constants] == ["M", "N", "K", "HAS_BIAS", "RELU",    # the shader's,
+                                                   "TM", "TN", "local_size_x", "local_size_y"]   # the core's
+    assert [c.constant_id for c in program.constants] == list(range(9))
     sgd = compile_shader("sgd/update.comp")
     access = {b.name: (b.reads, b.writes) for b in sgd.bindings}
     assert access["param0"] == (True, True) and access["guard"] == (True, False)
@@ -94,6 +103,39 @@ def test_shader_runs_with_included_constant(scratch, device):
     rec.download([out])
     rec.sequence.eval()
     np.testing.assert_array_equal(out.host_view(), np.full(8, 2.0, np.float32))
+
+
+def test_constants_numbered_by_an_include_and_a_workgroup_size_set_by_constants(scratch, device):
+    """An included core numbers its constants after its includer's (`FIRST + i`, summed after the
+    preprocessor) and may take its workgroup size from constants (local_size_x_id): bound by name
+    ("local_size_x"), they size the dispatch's workgroups. A core numbered over its includer's
+    constants is refused."""
+    root, _ = scratch
+    (root / "common" / "core.glsl").write_text(
+        "layout(constant_id = FIRST) const uint SCALE = 1;\n"
+        "layout(local_size_x_id = FIRST + 1) in;\n"
+        "void main() { out_values[gl_GlobalInvocationID.x] = float(gl_WorkGroupSize.x * SCALE + OFFSET); }\n")
+    includer = ("#version 450\n#extension GL_GOOGLE_include_directive : require\n"
+                "layout(constant_id = 0) const uint OFFSET = 0;\n"
+                "layout(set = 0, binding = 0) writeonly buffer Out { float out_values[]; };\n"
+                "#define FIRST FIRST_ID\n#include \"common/core.glsl\"\n")
+    (root / "sized.comp").write_text(includer.replace("FIRST_ID", "1"))
+    program = compile_shader("sized.comp", root=root)
+    assert [(c.constant_id, c.name) for c in program.constants] == [(0, "OFFSET"), (1, "SCALE"), (2, "local_size_x")]
+    out = device.buffer("out", (12,), staged=True)
+    from vkbackprop.schedule import Recorder
+    rec = Recorder(device)
+    rec.dispatch(device.dispatch(program, {"out_values": out}, (2, 1, 1), dict(OFFSET=5, SCALE=3, local_size_x=6)))
+    rec.download([out])
+    rec.sequence.eval()
+    np.testing.assert_array_equal(out.host_view(), np.full(12, 6 * 3 + 5, np.float32))   # 2 workgroups of 6
+
+    (root / "clash.comp").write_text(includer.replace("FIRST_ID", "0"))
+    with pytest.raises(ShaderError, match="constant_id"):
+        compile_shader("clash.comp", root=root)
+    (root / "gap.comp").write_text(includer.replace("FIRST_ID", "2"))
+    with pytest.raises(ShaderError, match=r"constant_ids must be numbered 0..n-1, got \[0, 2, 3\]"):
+        compile_shader("gap.comp", root=root)
 
 
 def test_glsl_error_names_file_and_line(scratch):
@@ -151,7 +193,7 @@ def test_interface_is_read_after_the_preprocessor_and_texel_bindings_are_read_on
 
 
 def test_texel_bindings_need_a_buffer_of_whole_quads(device):
-    program = compile_shader("linear/forward_shuffle.comp", dict(gemm_shuffle.TILE, TEXEL_READS=1))
+    program = compile_shader("linear/forward_shuffle.comp", dict(TEXEL_READS=1))
     assert [b.name for b in program.bindings if b.texel] == ["x", "weight"]
     buffers = {"x": device.buffer("x", (1, 3)), "weight": device.buffer("w", (4, 3)),
                "bias": device.buffer("b", 4), "y": device.buffer("y", (1, 4))}
@@ -162,7 +204,7 @@ def test_texel_bindings_need_a_buffer_of_whole_quads(device):
 def test_dispatch_checks_bindings_by_name_and_type(device):
     x, w, b, y = (device.buffer(n, (4, 4)) for n in "xwby")
     args = dict(groups=(1, 1, 1), constants=dict(M=4, N=4, K=4))
-    program = compile_shader("linear/forward.comp", TILE)
+    program = compile_shader("linear/forward.comp")
     with pytest.raises(ValueError, match=r"missing \['weight'\], unexpected \['w'\]"):
         device.dispatch(program, {"x": x, "w": w, "bias": b, "y": y}, **args)
     labels = device.buffer("labels", (4, 4), np.int32)

@@ -43,16 +43,15 @@ def _check_linear(device, rng, batch, fan_in, fan_out):
 
 @pytest.mark.parametrize("texel_reads", ["0", "1"])
 @pytest.mark.parametrize("shape", [(13, 36, 8), (32, 20, 44), (5, 64, 40), (1, 4, 4)], ids=str)
-def test_shuffle_core_reads_storage_or_texel_buffers_alike(device, rng, monkeypatch, cache, shape, texel_reads):
+def test_shuffle_core_reads_storage_or_texel_buffers_alike(device, rng, monkeypatch, cache, dispatches, shape,
+                                                          texel_reads):
     # The GPU path reads storage buffers, lavapipe texel buffers (common/vec4_input.glsl): both against
     # the float64 reference, on the plain, transposed (<= 32 outputs) and few-row shapes.
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "shuffle")
     monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
-    used = []
-    program = device.program
-    monkeypatch.setattr(device, "program", lambda path, defines=None: used.append(defines) or program(path, defines))
     _check_linear(device, rng, *shape)
-    assert {d.get("TEXEL_READS") for d in used if d and "SHARE" in d} == {int(texel_reads)}
+    shuffled = [dict(d.program.defines) for d in dispatches if gemm_shuffle.tile_of(d.constants)]
+    assert {d.get("TEXEL_READS") for d in shuffled} == {int(texel_reads)}
 
 
 def _check_conv(device, rng, batch, shape, channels_out, **args):
@@ -94,7 +93,7 @@ def test_every_shared_memory_tile_is_correct_across_blocks_and_steps(device, rng
     check_gpu(device, rng, make(vb.LSTM, 5, 9, 2, return_state=True), 3, 7, True, True)
 
 
-def test_the_shared_memory_core_runs_right_up_to_the_loop_limit(device, rng, monkeypatch, cache):
+def test_the_shared_memory_core_runs_right_up_to_the_loop_limit(device, rng, monkeypatch, cache, dispatches):
     """Its loop estimate (gemm.loop_iterations) bounds lavapipe's count from above: the longest
     reduction a shared-memory tile accepts there computes right, one term more is refused (lavapipe
     would stop the loop early and write a wrong sum)."""
@@ -108,19 +107,17 @@ def test_the_shared_memory_core_runs_right_up_to_the_loop_limit(device, rng, mon
     layer = vb.Linear(k, 4)
     params = {n: rng.standard_normal(v.shape).astype(np.float32) for n, v in layer.parameters().items()}
     x = rng.standard_normal((3, k)).astype(np.float32)
-    programs = []
-    program = device.program
-    monkeypatch.setattr(device, "program", lambda path, defines=None: programs.append((path, defines or {})) or
-                        program(path, defines))
     y, _, _ = run_layer(device, layer, x, params, rng.standard_normal((3, 4)).astype(np.float32))
     assert_sum_close(y, ref.linear_forward(x, params["weight"], params["bias"]), k, f"y over {k} terms")
-    assert [d for path, d in programs if path == "linear/forward.comp"] == [tile]   # the forward ran on it
+    forward = [d for d in dispatches if d.program.path == "linear/forward.comp"]
+    assert [gemm.tile_of(d.constants) for d in forward] == [tile]   # the forward ran on it
+    assert [dict(d.program.defines) for d in forward] == [{"SHARED_MEMORY": 1}]
     if device.loop_limit is not None:   # (a plan then falls back to the default tile)
         with pytest.raises(ValueError, match=f"reduction length {k + 1}.*stops loops after {limit}"):
             gemm.check_tile(device, "linear/forward.comp", k + 1, tile)
 
 
-def test_a_tile_the_device_cannot_hold_is_refused_and_not_tuned(device, rng, monkeypatch, cache):
+def test_a_tile_the_device_cannot_hold_is_refused_and_not_tuned(device, rng, monkeypatch, cache, dispatches):
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar")
     big = gemm.SHARED_TILES[0]
     monkeypatch.setitem(device.properties, "max_shared_memory_size", gemm.shared_memory_bytes(big) - 4)
@@ -132,15 +129,32 @@ def test_a_tile_the_device_cannot_hold_is_refused_and_not_tuned(device, rng, mon
     monkeypatch.setenv(tuning.TUNE_ENV, "1")
     timed = []
     monkeypatch.setattr(tuning, "best_gpu_seconds", lambda dev, d: timed.append(d.name) or 1.0)
-    compiled = []
-    program = device.program
-    monkeypatch.setattr(device, "program", lambda path, defines=None: compiled.append(defines) or program(path, defines))
     _check_linear(device, rng, 13, 7, 29)
     assert timed
     held = [t for t in gemm.TILES if t["WG_X"] * t["WG_Y"] <= 128 and gemm.shared_memory_bytes(t) < 16896]
-    tried = [{k: d[k] for k in d if k in ("TM", "TN", "WG_X", "WG_Y", "BK")} for d in compiled if d and "WG_Y" in d]
+    tried = [gemm.tile_of(d.constants) for d in dispatches if gemm.tile_of(d.constants)]
     assert tried and all(t in held for t in tried)
     assert gemm.SHARED_TILES[2] in tried   # 128 invocations, 8.25 KiB: tuned
+
+
+def test_a_tile_the_cores_cannot_compute_with_is_refused_before_any_gpu_work(device):
+    """Tiles are specialization constants, so nothing checks them at compile time: gemm.check_shape
+    and gemm_shuffle.check_shape do, for every tile a dispatch is planned with."""
+    for tile in gemm.TILES:
+        gemm.check_shape(tile, "family")
+    for tile in gemm_shuffle.TILES:
+        gemm_shuffle.check_shape(tile, "family", a_m_contiguous=True)
+    bad = {"missing WG_Y": ({"TM": 8, "TN": 4, "WG_X": 64}, "positive integers TM, TN, WG_X, WG_Y"),
+           "zero": ({"TM": 0, "TN": 4, "WG_X": 64, "WG_Y": 1}, "positive integers"),
+           "quads": ({"TM": 6, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 8}, "TM and TN must be multiples of 4"),
+           "shares": ({"TM": 4, "TN": 4, "WG_X": 16, "WG_Y": 16, "BK": 2}, "multiples of WG_X\\*WG_Y = 256")}
+    for what, (tile, message) in bad.items():
+        with pytest.raises(ValueError, match=message):
+            gemm.check_tile(device, "linear/forward.comp", 64, tile)
+    with pytest.raises(ValueError, match="linear/forward.comp: TM must be a multiple of SHARE"):
+        gemm_shuffle.check_shape({"TM": 12, "NC": 1, "WG_X": 16, "SHARE": 8}, "linear/forward.comp")
+    with pytest.raises(ValueError, match="A stored \\[k\\]\\[m\\] needs SHARE % 4 == 0"):
+        gemm_shuffle.check_shape({"TM": 12, "NC": 1, "WG_X": 16, "SHARE": 6}, "s", a_m_contiguous=True)
 
 
 @pytest.mark.parametrize("tile", gemm_shuffle.TILES, ids=str)
@@ -168,7 +182,7 @@ def test_every_shuffle_tile_sums_the_gradient_squares(device, rng, monkeypatch, 
         assert abs(got - want) <= 1e-5 * want, f"{name}: partial sums {got}, squares of the gradient {want}"
 
 
-def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device, monkeypatch, cache):
+def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device, monkeypatch, cache, dispatches):
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "auto")
     monkeypatch.setenv(tuning.TUNE_ENV, "1")
     timed = []
@@ -187,19 +201,16 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
     # Tuning off, the cache read: the same tiles, nothing timed, every plan alike.
     monkeypatch.delenv(tuning.TUNE_ENV)
     timed.clear()
-    used = []
-    program = device.program
-    monkeypatch.setattr(device, "program", lambda path, defines=None: used.append((path, defines)) or
-                        program(path, defines))
+    dispatches.clear()
     vb.Trainer(vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5)), vb.CrossEntropyLoss(), vb.SGD(lr=0.1),
                16, device=device)
     assert not timed
-    linear = [(path, defines) for path, defines in used if path.startswith("linear/") and defines and "TM" in defines]
+    linear = [d for d in dispatches if d.program.path.startswith("linear/") and "TM" in d.constants]
     assert linear
-    for path, defines in linear:   # each is the tile cached for its shader (and one of its shape classes)
-        tile = {k: v for k, v in defines.items() if k in gemm_shuffle.TILE}
-        key = gemm_shuffle.tuning_name(path, defines) + "|"
-        assert tile in [t for k, t in entries.items() if k.startswith(key)], path
+    for d in linear:   # each is the tile cached for its shader (and one of its shape classes)
+        tile = gemm_shuffle.tile_of(d.constants) or gemm.tile_of(d.constants)
+        key = gemm_shuffle.tuning_name(d.program.path, dict(d.program.defines)) + "|"
+        assert tile in [t for k, t in entries.items() if k.startswith(key)], d.program.path
 
 
 def test_candidates_are_timed_on_stand_ins_not_on_the_plans_buffers(device, monkeypatch, cache):

@@ -70,6 +70,8 @@ class Dispatch:
     reads: frozenset
     writes: frozenset
     bound: dict = field(default_factory=dict, repr=False)   # binding name -> Buffer
+    program: Program | None = field(default=None, repr=False)
+    constants: dict = field(default_factory=dict, repr=False)   # the specialization constants set, by name
 
 
 # Where Mesa 22's llvmpipe silently stops a shader invocation's loops (Device.loop_limit).
@@ -262,7 +264,8 @@ class Device:
             _pack_constants(program, constants or {}), np.zeros(0, dtype=np.uint32))
         reads = frozenset(buffers[b.name] for b in program.bindings if b.reads)
         writes = frozenset(buffers[b.name] for b in program.bindings if b.writes)
-        return Dispatch(name or program.path, kp.OpAlgoDispatch(algorithm), reads, writes, dict(buffers))
+        return Dispatch(name or program.path, kp.OpAlgoDispatch(algorithm), reads, writes, dict(buffers), program,
+                        dict(constants or {}))
 
     def sequence(self, timestamps: int = 0) -> "Sequence":
         """A new sequence. `timestamps` > 0 latches a GPU timestamp after each recorded command, for

@@ -8,6 +8,10 @@ trusting positions:
     layout(set = 0, binding = 2) readonly buffer Weight { float weight[]; };
     layout(set = 0, binding = 3) uniform samplerBuffer x;   // a texel binding: read-only vec4s
     layout(constant_id = 0) const uint M = 1;
+    layout(local_size_x_id = 4, local_size_y_id = 5) in;   // constants "local_size_x", "local_size_y"
+
+A constant_id may be a sum of literals (`GEMM_CONSTANTS + 2` after the preprocessor), so an
+included core numbers its constants after its includer's.
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ class Program:
     spirv: bytes
     bindings: tuple[Binding, ...]      # sorted by index, indices 0..n-1
     constants: tuple[SpecConstant, ...]  # sorted by constant_id, ids 0..n-1
-    local_size: tuple[int, int, int]
+    local_size: tuple[int, int, int]   # as declared; a size set by a constant (local_size_x_id) is 1 here
+    defines: tuple = ()                # the -D defines it was compiled with, sorted (name, value) pairs
 
     def slots(self, stem: str) -> int:
         """How many numbered bindings <stem>0, <stem>1, ... the program declares: the buffers one
@@ -93,7 +98,8 @@ _TEXEL = re.compile(r"layout\s*\(([^)]*)\)\s*uniform\s+([iu]?)samplerBuffer\s+(\
 _ANY_TEXEL = re.compile(r"\b[iu]?samplerBuffer\b")
 _TEXEL_TYPES = {"": "float", "i": "int", "u": "uint"}
 _CONSTANT = re.compile(
-    r"layout\s*\(\s*constant_id\s*=\s*(\d+)\s*\)\s*const\s+(\w+)\s+(\w+)\s*=\s*([^;]+);")
+    r"layout\s*\(\s*constant_id\s*=\s*([\d\s+]+)\)\s*const\s+(\w+)\s+(\w+)\s*=\s*([^;]+);")
+_LOCAL_SIZE_ID = re.compile(r"\blocal_size_([xyz])_id\s*=\s*([\d\s+]+)")
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 
 
@@ -103,6 +109,11 @@ def _layout_args(text: str) -> dict[str, str]:
         key, _, value = part.partition("=")
         args[key.strip()] = value.strip()
     return args
+
+
+def _literal_sum(text: str) -> int:
+    """A constant_id as the preprocessor leaves it: `4` or `4 + 2`."""
+    return sum(int(term) for term in text.split("+"))
 
 
 def _resolve_include(name: str, including: Path, root: Path) -> Path:
@@ -162,8 +173,10 @@ def _parse_interface(rel: str, text: str) -> tuple[tuple[Binding, ...], tuple[Sp
     if len({b.name for b in bindings}) != len(bindings):
         raise ShaderError("two bindings share a name", rel)
 
-    constants = sorted((SpecConstant(int(i), n, t, d.strip()) for i, t, n, d in _CONSTANT.findall(code)),
-                       key=lambda c: c.constant_id)
+    constants = [SpecConstant(_literal_sum(i), n, t, d.strip()) for i, t, n, d in _CONSTANT.findall(code)]
+    constants += [SpecConstant(_literal_sum(i), f"local_size_{axis}", "uint", "1")
+                  for axis, i in _LOCAL_SIZE_ID.findall(code)]
+    constants.sort(key=lambda c: c.constant_id)
     if [c.constant_id for c in constants] != list(range(len(constants))):
         raise ShaderError(f"constant_ids must be numbered 0..n-1, got {[c.constant_id for c in constants]}", rel)
 
@@ -239,4 +252,4 @@ def _compile_cached(rel: str, defines: tuple, root_str: str) -> Program:
 
     bindings, constants = _parse_interface(rel, preprocessed.read_text())
     spirv = cached.read_bytes()
-    return Program(rel, spirv, bindings, constants, _local_size(rel, spirv))
+    return Program(rel, spirv, bindings, constants, _local_size(rel, spirv), defines)

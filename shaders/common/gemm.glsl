@@ -9,18 +9,24 @@
 //                     whose B is gathered (implicit GEMM) precomputes the column's decomposition once
 //   K_FIRST, K_LAST   the slice [K_FIRST, K_LAST) of the reduction to sum (split-K; default [0, K))
 //   A_M_CONTIGUOUS, B_K_CONTIGUOUS  A stored [k][m], B stored [n][k]: hints for the shared-memory
-//                     core's copies (common/gemm_tiled.glsl), which a tile with BK selects
+//                     core's copies (common/gemm_tiled.glsl)
 // Each invocation computes a TM x TN block; the WG_X x WG_Y invocations of a workgroup cover
 // WG_X*TN columns and WG_Y*TM rows. Neighbouring invocations in x take neighbouring columns, and all
 // invocations of a row share their A values, which suits both SIMD-on-CPU (lavapipe) and GPUs.
-// This core uses no shared memory (a tile with BK selects common/gemm_tiled.glsl, which does) and
-// no subgroup operations: nothing here assumes a subgroup size.
-
-// Tile sizes come from Python (vkbackprop/layers/gemm.py) as -D defines: one source of truth.
-#if !defined(TM) || !defined(TN) || !defined(WG_X) || !defined(WG_Y)
-#error "compile with -DTM -DTN -DWG_X -DWG_Y (see vkbackprop/layers/gemm.py)"
+// This core uses no shared memory (-DSHARED_MEMORY=1 selects common/gemm_tiled.glsl, which does)
+// and no subgroup operations: nothing here assumes a subgroup size.
+//
+// The tile is specialization constants, set from Python (vkbackprop/layers/gemm.py, which also
+// checks a tile's constraints): one SPIR-V per shader serves every tile. The includer numbers them
+// after its own constants with GEMM_CONSTANTS, the first free constant_id.
+#ifndef GEMM_CONSTANTS
+#error "define GEMM_CONSTANTS, the first constant_id after the includer's own, before including gemm.glsl"
 #endif
-layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = 1) in;
+layout(constant_id = GEMM_CONSTANTS) const uint TM = 1;      // rows per invocation
+layout(constant_id = GEMM_CONSTANTS + 1) const uint TN = 1;  // columns per invocation
+layout(local_size_x_id = GEMM_CONSTANTS + 2, local_size_y_id = GEMM_CONSTANTS + 3) in;
+#define WG_X gl_WorkGroupSize.x
+#define WG_Y gl_WorkGroupSize.y
 
 #ifndef B_COLUMN
 #define B_COLUMN_T uint
@@ -31,7 +37,7 @@ layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = 1) in;
 #define K_LAST K
 #endif
 
-#ifdef BK
+#if SHARED_MEMORY
 #include "gemm_tiled.glsl"
 #else
 void main() {

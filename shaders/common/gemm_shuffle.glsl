@@ -22,24 +22,25 @@
 // (c) and of the row sums it stored (r; 0 outside the first column): partial sums of a gradient's
 // squared norm, so nothing has to read the gradient again for it. Requirements, checked in Python
 // (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0, except with A [K][M] and B [K][N]; N % 4 == 0
-// when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0 when A is [K][M].
+// when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0 when A is [K][M]; TM a multiple of SHARE.
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
 
-#if !defined(TM) || !defined(NC) || !defined(WG_X) || !defined(SHARE) || !defined(B_N_CONTIGUOUS)
-#error "compile with -DTM -DNC -DWG_X -DSHARE -DB_N_CONTIGUOUS (see vkbackprop/layers/gemm_shuffle.py)"
+// The tile is specialization constants, set (and its constraints checked) in Python
+// (vkbackprop/layers/gemm_shuffle.py): one SPIR-V per shader variant serves every tile. The includer
+// numbers them after its own constants with GEMM_CONSTANTS, the first free constant_id.
+#if !defined(GEMM_CONSTANTS) || !defined(B_N_CONTIGUOUS)
+#error "define GEMM_CONSTANTS (the first constant_id after the includer's own) and B_N_CONTIGUOUS"
 #endif
-#if TM % SHARE != 0
-#error "TM must be a multiple of SHARE"
-#endif
+layout(constant_id = GEMM_CONSTANTS) const uint TM = 1;      // rows per invocation
+layout(constant_id = GEMM_CONSTANTS + 1) const uint NC = 1;  // column quads per invocation
+layout(constant_id = GEMM_CONSTANTS + 2) const uint SHARE = 1;   // lanes holding a tile's A rows
+layout(local_size_x_id = GEMM_CONSTANTS + 3) in;
+#define WG_X gl_WorkGroupSize.x
 #ifndef A_M_CONTIGUOUS
 #define A_M_CONTIGUOUS 0
 #endif
-#if A_M_CONTIGUOUS && SHARE % 4 != 0
-#error "A stored [K][M] needs SHARE % 4 == 0"
-#endif
-layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
 
 // A lane's first column n0, clamped to the last quad: every lane runs the whole loop, and columns
 // past N repeat the last one (never stored).
@@ -78,8 +79,13 @@ vec4 load_a_shared(const uint rows, const uint k4, const uint lane) {
 #endif
 }
 
+// The A quads this lane holds for the sharing lanes, one per SHARE rows of the tile. A global, not
+// a parameter: glslang gives each TM / SHARE its own array type and copies an argument of that
+// size element by element as if the constants had their defaults (one element).
+vec4 held[TM / SHARE];
+
 // Row i of the tile (A[m0 + i][4k4 .. 4k4 + 3]) from the sharing lanes' quads.
-vec4 shared_row(const vec4 held[TM / SHARE], const uint i) {
+vec4 shared_row(const uint i) {
 #if A_M_CONTIGUOUS
     vec4 a;
     [[unroll]] for (uint q = 0; q < 4; ++q)
@@ -100,12 +106,11 @@ void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4
     for (uint k4 = 0; k4 < K / 4; ++k4) {
         vec4 bq[NC][4];
         [[unroll]] for (uint c = 0; c < NC; ++c) load_b(k4, n_start + 4 * c, bq[c]);
-        vec4 held[TM / SHARE];
         if (shared_a)
             [[unroll]] for (uint s = 0; s < TM / SHARE; ++s)
                 held[s] = load_a_shared(m0 + s * SHARE, k4, lane % SHARE);
         [[unroll]] for (uint i = 0; i < TM; ++i) {
-            const vec4 a = shared_a ? shared_row(held, i) : load_a_row(min(m0 + i, M - 1), k4);
+            const vec4 a = shared_a ? shared_row(i) : load_a_row(min(m0 + i, M - 1), k4);
             [[unroll]] for (uint c = 0; c < NC; ++c)
                 [[unroll]] for (uint q = 0; q < 4; ++q) acc[i][c] = fma(vec4(a[q]), bq[c][q], acc[i][c]);
         }

@@ -1,6 +1,7 @@
-// C[M, N] = A[M, K] * B[K, N] through shared memory: common/gemm.glsl's core for tiles that define
-// BK (vkbackprop/layers/gemm.py), meant for GPUs, where a block of A and B copied once into shared
-// memory serves every invocation of the workgroup (on lavapipe the best plain tile is faster).
+// C[M, N] = A[M, K] * B[K, N] through shared memory: common/gemm.glsl's core for tiles with a BK
+// (vkbackprop/layers/gemm.py compiles them with -DSHARED_MEMORY=1), meant for GPUs, where a block of
+// A and B copied once into shared memory serves every invocation of the workgroup (on lavapipe the
+// best plain tile is faster).
 // Same includer interface as common/gemm.glsl (A_AT, B_AT, STORE, B_COLUMN_T/B_COLUMN, K_FIRST/K_LAST;
 // K_FIRST/K_LAST must be the same for the whole workgroup: the loop holds barriers), plus two hints
 // that order the copies so neighbouring invocations read neighbouring addresses (speed only):
@@ -18,15 +19,12 @@
 // Every fixed-length loop is unrolled: accumulators and copy indices indexed by a loop variable
 // would otherwise live in per-invocation scratch memory instead of registers.
 
-#if TM % 4 != 0 || TN % 4 != 0
-#error "the shared-memory core reads whole quads: TM and TN must be multiples of 4"
-#endif
+// The tile's constraints (TM and TN multiples of 4: whole quads; BM*BK and BK*BN multiples of the
+// invocations: equal shares of each copy) are checked in Python (vkbackprop/layers/gemm.py).
+layout(constant_id = GEMM_CONSTANTS + 4) const uint BK = 1;   // reduction terms per step
 #define BM (WG_Y * TM)
 #define BN (WG_X * TN)
 #define INVOCATIONS (WG_X * WG_Y)
-#if (BM * BK) % INVOCATIONS != 0 || (BK * BN) % INVOCATIONS != 0
-#error "each invocation copies the same number of A and B elements a step: BM*BK and BK*BN must be multiples of WG_X*WG_Y"
-#endif
 #define A_COPIES (BM * BK / INVOCATIONS)
 #define B_COPIES (BK * BN / INVOCATIONS)
 

@@ -54,4 +54,5 @@ void store(uint m, uint n, float v) {
 #define B_COLUMN(n) column_of(n)
 #define B_AT(k, col) upstream(k, col)
 #define STORE(m, n, v) store(m, n, v)
+#define GEMM_CONSTANTS 19   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

@@ -47,4 +47,5 @@ float upstream(uint m, uint k) {
 #define B_AT(k, tap) unfolded(k, tap)
 #define B_K_CONTIGUOUS   // k runs over output positions: neighbouring input positions
 #define STORE(m, n, v) dweight[(SLICE * OUT_C + GROUP * GROUP_OUT + (m)) * N + (n)] = (v)
+#define GEMM_CONSTANTS 20   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

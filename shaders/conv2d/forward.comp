@@ -44,4 +44,5 @@ void store(uint m, uint n, float v) {
 #define B_COLUMN(n) column_window(n)
 #define B_AT(k, w) unfolded(k, w)
 #define STORE(m, n, v) store(m, n, v)
+#define GEMM_CONSTANTS 20   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

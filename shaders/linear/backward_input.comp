@@ -15,4 +15,5 @@ layout(set = 0, binding = 3) readonly buffer X { float x[]; };   // this layer's
 #define B_AT(k, n) weight[(k) * N + (n)]
 #include "dx_epilogue.glsl"
 #define STORE(m, n, v) dx[(m) * N + (n)] = RELU_MASKED(v, x[(m) * N + (n)])
+#define GEMM_CONSTANTS 4   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

@@ -27,4 +27,5 @@ VEC4_INPUT(3, X, x);   // this layer's input [M][N]: read by a fused ReLU backwa
 #include "dx_epilogue.glsl"
 #define STORE(m, n, v) dx[((m) * N + (n)) / 4][(n) % 4] = RELU_MASKED(v, LOAD4(x, ((m) * N + (n)) / 4)[(n) % 4])
 #define STORE4(m, n, v) dx[((m) * N + (n)) / 4] = RELU_MASKED4(v, LOAD4(x, ((m) * N + (n)) / 4))
+#define GEMM_CONSTANTS 4   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

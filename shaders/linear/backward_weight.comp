@@ -14,4 +14,5 @@ layout(set = 0, binding = 2) writeonly buffer DWeight { float dweight[]; };
 #define A_M_CONTIGUOUS
 #define B_AT(k, n) x[(k) * N + (n)]
 #define STORE(m, n, v) dweight[(m) * N + (n)] = (v)
+#define GEMM_CONSTANTS 3   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

@@ -44,4 +44,5 @@ layout(set = 0, binding = 5) writeonly buffer DBiasSquares { float dbias_squares
         if (HAS_BIAS) dbias_squares[i] = (r); \
     }
 #endif
+#define GEMM_CONSTANTS 4   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

@@ -17,4 +17,5 @@ layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 #define B_K_CONTIGUOUS
 #include "epilogue.glsl"
 #define STORE(m, n, v) y[(m) * N + (n)] = activate(HAS_BIAS ? (v) + bias[n] : (v))
+#define GEMM_CONSTANTS 5   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

@@ -20,4 +20,5 @@ layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 #define B4(i) LOAD4(x, i)
 #include "epilogue.glsl"
 #define STORE(m, n, v) y[(n) * M + (m)] = activate(HAS_BIAS ? (v) + bias[m] : (v))
+#define GEMM_CONSTANTS 5   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

@@ -15,4 +15,5 @@ layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
 #define A_AT(m, k) dgates[(m) * SAVED + (k)]
 #define B_AT(k, n) weight_ih[(k) * N + (n)]
 #define STORE(m, n, v) dx[(m) * N + (n)] = (v)
+#define GEMM_CONSTANTS 4   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

@@ -17,4 +17,5 @@ layout(set = 0, binding = 3) writeonly buffer Projected { float projected[]; };
 #define B_AT(k, n) weight_ih[(n) * K + (k)]
 #define B_K_CONTIGUOUS
 #define STORE(m, n, v) projected[(m) * N + (n)] = (HAS_BIAS ? (v) + bias_ih[n] : (v))
+#define GEMM_CONSTANTS 4   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

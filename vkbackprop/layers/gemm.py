@@ -6,7 +6,8 @@ from __future__ import annotations
 from .. import tuning
 
 # Each invocation computes TM x TN outputs; a workgroup of WG_X x WG_Y invocations covers
-# WG_X*TN columns and WG_Y*TM rows. Passed to the shader as -D defines.
+# WG_X*TN columns and WG_Y*TM rows. Passed to the shader as specialization constants
+# (`tile_constants`); a BK selects the shared-memory core, compiled apart (`tile_defines`).
 TILE = {"TM": 8, "TN": 4, "WG_X": 64, "WG_Y": 1}
 # A 16 x 16 block per invocation: ~2.3x faster than TILE for convolutions on lavapipe, ~3 s to compile.
 CPU_TILE = {"TM": 16, "TN": 16, "WG_X": 8, "WG_Y": 1}
@@ -26,6 +27,50 @@ SHARED_TILES = [{"TM": 8, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 8}, {"TM": 4, "
                 {"TM": 8, "TN": 4, "WG_X": 16, "WG_Y": 8, "BK": 8}, {"TM": 4, "TN": 4, "WG_X": 16, "WG_Y": 16, "BK": 16},
                 {"TM": 8, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 12}]
 TILES = PLAIN_TILES + SHARED_TILES
+
+
+_KEYS = ("TM", "TN", "WG_X", "WG_Y")
+
+
+def check_shape(tile: dict, what: str) -> None:
+    """ValueError unless `tile` is a tile the cores compute correctly with: positive TM, TN, WG_X,
+    WG_Y (and BK), and for the shared-memory core whole quads (TM, TN multiples of 4) and equal
+    shares of each step's copies (BM*BK and BK*BN multiples of the workgroup's invocations)."""
+    keys = _KEYS + (("BK",) if "BK" in tile else ())
+    if set(tile) != set(keys) or not all(isinstance(tile[k], int) and tile[k] > 0 for k in keys):
+        raise ValueError(f"{what}: a tile has positive integers {', '.join(_KEYS)} and optionally BK, got {tile}")
+    if "BK" not in tile:
+        return
+    invocations = tile["WG_X"] * tile["WG_Y"]
+    if tile["TM"] % 4 or tile["TN"] % 4:
+        raise ValueError(f"{what}: the shared-memory core reads whole quads: TM and TN must be multiples of 4, "
+                         f"got {tile}")
+    if (tile["WG_Y"] * tile["TM"] * tile["BK"]) % invocations or (tile["BK"] * tile["WG_X"] * tile["TN"]) % invocations:
+        raise ValueError(f"{what}: each invocation copies equal shares: WG_Y*TM*BK and BK*WG_X*TN must be "
+                         f"multiples of WG_X*WG_Y = {invocations}, got {tile}")
+
+
+def tile_defines(tile: dict) -> dict:
+    """The -D defines a tile's core is compiled with: the shared-memory core for tiles with a BK."""
+    return {"SHARED_MEMORY": 1} if "BK" in tile else {}
+
+
+def tile_constants(tile: dict) -> dict:
+    """A tile as the core's specialization constants (the workgroup size is local_size_x/y)."""
+    constants = {"TM": tile["TM"], "TN": tile["TN"], "local_size_x": tile["WG_X"], "local_size_y": tile["WG_Y"]}
+    if "BK" in tile:
+        constants["BK"] = tile["BK"]
+    return constants
+
+
+def tile_of(constants: dict) -> dict | None:
+    """The tile a dispatch's specialization constants hold (`tile_constants` read back); None
+    for a dispatch of another kind."""
+    if not {"TM", "TN", "local_size_x", "local_size_y"} <= set(constants):
+        return None
+    tile = {"TM": constants["TM"], "TN": constants["TN"], "WG_X": constants["local_size_x"],
+            "WG_Y": constants["local_size_y"]}
+    return dict(tile, BK=constants["BK"]) if "BK" in constants else tile
 
 
 def shared_memory_bytes(tile: dict) -> int:
@@ -58,6 +103,7 @@ def fits(device, tile: dict, what: str) -> None:
 
 def check_tile(device, shader: str, k: int, tile: dict) -> None:
     """ValueError if `tile` cannot run `shader` over a reduction of k terms on this device."""
+    check_shape(tile, shader)
     fits(device, tile, shader)
     device.check_loop(loop_iterations(k, tile), f"{shader} (reduction length {k})")
 
@@ -65,9 +111,10 @@ def check_tile(device, shader: str, k: int, tile: dict) -> None:
 def tile_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int, tile: dict,
                   constants: dict | None = None, name: str | None = None, z: int = 1):
     """A dispatch of `shader` with exactly `tile` (no tuning, no checks: see check_tile)."""
-    program = device.program(shader, tile)
+    program = device.program(shader, tile_defines(tile))
     groups = (-(-n // (tile["WG_X"] * tile["TN"])), -(-m // (tile["WG_Y"] * tile["TM"])), z)
-    return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **(constants or {})), name=name)
+    return device.dispatch(program, buffers, groups, dict(M=m, N=n, K=k, **tile_constants(tile), **(constants or {})),
+                           name=name)
 
 
 def gemm_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,

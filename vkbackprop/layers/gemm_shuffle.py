@@ -8,7 +8,7 @@ import os
 from .. import tuning
 
 # Each invocation computes TM rows x 4 NC columns; SHARE lanes hold one tile's A rows; WG_X
-# invocations per workgroup. TM 32 x 4 columns is the default: on 2-core lavapipe (texel reads) it
+# invocations per workgroup. Passed to the shader as specialization constants (`tile_constants`). TM 32 x 4 columns is the default: on 2-core lavapipe (texel reads) it
 # beat TM 32 x 8 columns on each of the MLP's GEMMs (e.g. 256x784x128: 0.94 vs 1.08 ms, 128x256x256
 # forward 0.37 vs 0.64) and at 1024^3 (32 vs 35 ms), and the MLP step by ~5% in alternating runs:
 # half the accumulators per lane, so fewer spilled registers for the same loads per FMA.
@@ -56,6 +56,34 @@ def applies(device, m: int, n: int, k: int, b_n_contiguous: bool, a_m_contiguous
     return a_ok and b_ok
 
 
+_KEYS = ("TM", "NC", "WG_X", "SHARE")
+
+
+def check_shape(tile: dict, what: str, a_m_contiguous: bool = False) -> None:
+    """ValueError unless the core computes correctly with `tile`: positive TM, NC, WG_X, SHARE; TM a
+    multiple of SHARE (each sharing lane holds whole rows of the tile); with A stored [k][m] SHARE a
+    multiple of 4 (a sharing lane loads 4 rows at once)."""
+    if set(tile) != set(_KEYS) or not all(isinstance(tile[k], int) and tile[k] > 0 for k in _KEYS):
+        raise ValueError(f"{what}: a shuffle tile has positive integers {', '.join(_KEYS)}, got {tile}")
+    if tile["TM"] % tile["SHARE"]:
+        raise ValueError(f"{what}: TM must be a multiple of SHARE, got {tile}")
+    if a_m_contiguous and tile["SHARE"] % 4:
+        raise ValueError(f"{what}: A stored [k][m] needs SHARE % 4 == 0, got {tile}")
+
+
+def tile_constants(tile: dict) -> dict:
+    """A tile as the core's specialization constants (the workgroup size is local_size_x)."""
+    return {"TM": tile["TM"], "NC": tile["NC"], "SHARE": tile["SHARE"], "local_size_x": tile["WG_X"]}
+
+
+def tile_of(constants: dict) -> dict | None:
+    """The tile a dispatch's specialization constants hold (`tile_constants` read back); None
+    for a dispatch of another kind."""
+    if not {"TM", "NC", "SHARE", "local_size_x"} <= set(constants):
+        return None
+    return {"TM": constants["TM"], "NC": constants["NC"], "WG_X": constants["local_size_x"], "SHARE": constants["SHARE"]}
+
+
 def columns(tile: dict) -> int:
     """Output columns one workgroup of `tile` covers."""
     return 4 * tile["NC"] * tile["WG_X"]
@@ -75,27 +103,27 @@ def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
     `per_invocation`: {binding: buffer name} for outputs of one float per invocation of the grid
     (the core's STORE_SQUARES), made here once the tile is known; `Dispatch.bound` has them."""
     def check(tile):
+        check_shape(tile, shader, bool((defines or {}).get("A_M_CONTIGUOUS")))
         # The k loop over quads, plus headroom for the core's short fixed loops should the compiler keep any.
         device.check_loop(k // 4 + 4 * (tile["TM"] * tile["NC"] + 8), f"{shader} (reduction length {k})")
 
     reads = device.read_defines(buffers.values())   # texel or storage buffers (common/vec4_input.glsl)
 
     def build(tile, bound=buffers):
-        program = device.program(shader, dict(tile, **reads, **(defines or {})))
+        program = device.program(shader, dict(reads, **(defines or {})))
         groups = grid(tile, m, n)
         invocations = groups[0] * groups[1] * tile["WG_X"]
         outputs = {binding: device.buffer(buffer_name, (invocations,))
                    for binding, buffer_name in (per_invocation or {}).items()}
-        return device.dispatch(program, {**bound, **outputs}, groups, dict(M=m, N=n, K=k, **(constants or {})),
-                               name=name)
+        return device.dispatch(program, {**bound, **outputs}, groups,
+                               dict(M=m, N=n, K=k, **tile_constants(tile), **(constants or {})), name=name)
     return build(tuning.planned_tile(check, device, tuning_name(shader, dict(reads, **(defines or {}))),
                                      (m, n, k), TILES, tile or TILE, build, buffers))
 
 
 def tuning_name(shader: str, defines: dict) -> str:
-    """The tuning cache's name for a variant of `shader` compiled with `defines` (tile keys aside):
-    texel and storage-buffer reads are tuned apart (their costs differ), and so are the shader's
-    own switches."""
-    switches = sorted((k, v) for k, v in defines.items() if k not in TILE and k != "TEXEL_READS")
+    """The tuning cache's name for a variant of `shader` compiled with `defines`: texel and
+    storage-buffer reads are tuned apart (their costs differ), and so are the shader's own switches."""
+    switches = sorted((k, v) for k, v in defines.items() if k != "TEXEL_READS")
     return (shader + (TEXEL_SUFFIX if defines.get("TEXEL_READS") else "")
             + "".join(f" ({k}={v})" for k, v in switches))
