@@ -29,6 +29,8 @@ SHARED_TILES = [{"TM": 8, "TN": 8, "WG_X": 16, "WG_Y": 16, "BK": 8}, {"TM": 4, "
 TILES = PLAIN_TILES + SHARED_TILES
 
 
+# A tile's keys and the core's specialization constants they set (BK: shared-memory tiles only).
+_CONSTANTS = {"TM": "TM", "TN": "TN", "WG_X": "local_size_x", "WG_Y": "local_size_y", "BK": "BK"}
 _KEYS = ("TM", "TN", "WG_X", "WG_Y")
 
 
@@ -57,20 +59,15 @@ def tile_defines(tile: dict) -> dict:
 
 def tile_constants(tile: dict) -> dict:
     """A tile as the core's specialization constants (the workgroup size is local_size_x/y)."""
-    constants = {"TM": tile["TM"], "TN": tile["TN"], "local_size_x": tile["WG_X"], "local_size_y": tile["WG_Y"]}
-    if "BK" in tile:
-        constants["BK"] = tile["BK"]
-    return constants
+    return {_CONSTANTS[key]: value for key, value in tile.items()}
 
 
 def tile_of(constants: dict) -> dict | None:
     """The tile a dispatch's specialization constants hold (`tile_constants` read back); None
     for a dispatch of another kind."""
-    if not {"TM", "TN", "local_size_x", "local_size_y"} <= set(constants):
+    if not all(_CONSTANTS[key] in constants for key in _KEYS):
         return None
-    tile = {"TM": constants["TM"], "TN": constants["TN"], "WG_X": constants["local_size_x"],
-            "WG_Y": constants["local_size_y"]}
-    return dict(tile, BK=constants["BK"]) if "BK" in constants else tile
+    return {key: constants[name] for key, name in _CONSTANTS.items() if name in constants}
 
 
 def shared_memory_bytes(tile: dict) -> int:

@@ -8,10 +8,11 @@ import os
 from .. import tuning
 
 # Each invocation computes TM rows x 4 NC columns; SHARE lanes hold one tile's A rows; WG_X
-# invocations per workgroup. Passed to the shader as specialization constants (`tile_constants`). TM 32 x 4 columns is the default: on 2-core lavapipe (texel reads) it
-# beat TM 32 x 8 columns on each of the MLP's GEMMs (e.g. 256x784x128: 0.94 vs 1.08 ms, 128x256x256
-# forward 0.37 vs 0.64) and at 1024^3 (32 vs 35 ms), and the MLP step by ~5% in alternating runs:
-# half the accumulators per lane, so fewer spilled registers for the same loads per FMA.
+# invocations per workgroup. Passed to the shader as specialization constants (`tile_constants`).
+# TM 32 x 4 columns is the default: on 2-core lavapipe (texel reads) it beat TM 32 x 8 columns on
+# each of the MLP's GEMMs (e.g. 256x784x128: 0.94 vs 1.08 ms, 128x256x256 forward 0.37 vs 0.64) and
+# at 1024^3 (32 vs 35 ms), and the MLP step by ~5% in alternating runs: half the accumulators per
+# lane, so fewer spilled registers for the same loads per FMA.
 TILE = {"TM": 32, "NC": 1, "WG_X": 16, "SHARE": 8}
 # For a GEMM with a handful of rows (Linear's transposed forward for few outputs, M = out_features):
 # one subgroup per workgroup, 8 rows x 4 columns per lane (M=10, N=128, K=256: 2.2x faster than TILE).
@@ -56,7 +57,9 @@ def applies(device, m: int, n: int, k: int, b_n_contiguous: bool, a_m_contiguous
     return a_ok and b_ok
 
 
-_KEYS = ("TM", "NC", "WG_X", "SHARE")
+# A tile's keys and the core's specialization constants they set.
+_CONSTANTS = {"TM": "TM", "NC": "NC", "WG_X": "local_size_x", "SHARE": "SHARE"}
+_KEYS = tuple(_CONSTANTS)
 
 
 def check_shape(tile: dict, what: str, a_m_contiguous: bool = False) -> None:
@@ -73,15 +76,15 @@ def check_shape(tile: dict, what: str, a_m_contiguous: bool = False) -> None:
 
 def tile_constants(tile: dict) -> dict:
     """A tile as the core's specialization constants (the workgroup size is local_size_x)."""
-    return {"TM": tile["TM"], "NC": tile["NC"], "SHARE": tile["SHARE"], "local_size_x": tile["WG_X"]}
+    return {_CONSTANTS[key]: value for key, value in tile.items()}
 
 
 def tile_of(constants: dict) -> dict | None:
     """The tile a dispatch's specialization constants hold (`tile_constants` read back); None
     for a dispatch of another kind."""
-    if not {"TM", "NC", "SHARE", "local_size_x"} <= set(constants):
+    if not all(name in constants for name in _CONSTANTS.values()):
         return None
-    return {"TM": constants["TM"], "NC": constants["NC"], "WG_X": constants["local_size_x"], "SHARE": constants["SHARE"]}
+    return {key: constants[name] for key, name in _CONSTANTS.items()}
 
 
 def columns(tile: dict) -> int:
