@@ -9,7 +9,7 @@ import pytest
 import vkbackprop as vb
 from vkbackprop import reference as ref
 from vkbackprop import tuning
-from vkbackprop.device import LLVMPIPE_LOOP_LIMIT
+from vkbackprop.device import LLVMPIPE_LOOP_LIMIT, Sequence
 from vkbackprop.gradcheck import run_layer
 from vkbackprop.layers import gemm, gemm_shuffle
 from oracles import assert_close
@@ -128,7 +128,7 @@ def test_a_tile_the_device_cannot_hold_is_refused_and_not_tuned(device, rng, mon
         gemm.fits(device, gemm.SHARED_TILES[1], "linear/forward.comp")
     monkeypatch.setenv(tuning.TUNE_ENV, "1")
     timed = []
-    monkeypatch.setattr(tuning, "best_gpu_seconds", lambda dev, d: timed.append(d.name) or 1.0)
+    monkeypatch.setattr(tuning, "best_gpu_seconds", lambda dev, d, **kw: timed.append(d.name) or 1.0)
     _check_linear(device, rng, 13, 7, 29)
     assert timed
     held = [t for t in gemm.TILES if t["WG_X"] * t["WG_Y"] <= 128 and gemm.shared_memory_bytes(t) < 16896]
@@ -187,7 +187,7 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
     monkeypatch.setenv(tuning.TUNE_ENV, "1")
     timed = []
     real_time = tuning.best_gpu_seconds
-    monkeypatch.setattr(tuning, "best_gpu_seconds", lambda dev, d: timed.append(d.name) or real_time(dev, d))
+    monkeypatch.setattr(tuning, "best_gpu_seconds", lambda dev, d, **kw: timed.append(d.name) or real_time(dev, d, **kw))
     model = vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5))
     vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), 16, device=device)
     entries = json.loads(cache.read_text())[tuning.device_key(device)]
@@ -220,7 +220,7 @@ def test_candidates_are_timed_on_stand_ins_not_on_the_plans_buffers(device, monk
     monkeypatch.setenv(tuning.TUNE_ENV, "1")
     timed = []
     real_time = tuning.best_gpu_seconds
-    monkeypatch.setattr(tuning, "best_gpu_seconds", lambda dev, d: timed.append(d) or real_time(dev, d))
+    monkeypatch.setattr(tuning, "best_gpu_seconds", lambda dev, d, **kw: timed.append(d) or real_time(dev, d, **kw))
     model = vb.Sequential(vb.Linear(8, 12), vb.ReLU(), vb.Linear(12, 5, bias=False))
     trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), 16, device=device)
     planned = set().union(*(d.reads | d.writes for kind, d in trainer.plan.train.log if kind == "dispatch"))
@@ -231,6 +231,27 @@ def test_candidates_are_timed_on_stand_ins_not_on_the_plans_buffers(device, monk
             assert b.name.startswith("tuning stand-in for "), (d.name, b.name)
             values = device.read(b)
             assert np.isfinite(values).all() and np.abs(values).max() <= 1.0, (d.name, b.name)
+
+
+def test_a_candidate_far_slower_than_the_best_so_far_is_timed_once(device, monkeypatch, cache):
+    """Tuning stays quick: each candidate gets a warm-up run and a timed one, and only one no
+    slower than twice the best time so far is run the repeats that decide between close ones."""
+    monkeypatch.setenv(tuning.TUNE_ENV, "1")
+    scripted = {"a": 3.0, "b": 1.0, "c": 5.0, "d": 1.5}
+    bounds, best_gpu_seconds = [], tuning.best_gpu_seconds
+    monkeypatch.setattr(tuning, "best_gpu_seconds",
+                        lambda dev, d, give_up_above: bounds.append(give_up_above) or scripted[d])
+    chosen = tuning.choose_tile(device, "s.comp", 8, 8, 8, [{"T": t} for t in scripted], {"T": "a"},
+                                lambda tile: tile["T"])
+    assert chosen == {"T": "b"} and bounds == [float("inf"), 6.0, 2.0, 2.0]
+
+    copy = device.dispatch("bench/copy.comp", {"src": device.buffer("src", (64,)), "dst": device.buffer("dst", (64,))},
+                           (1, 1, 1), {"NUMEL": 16})
+    runs = []
+    monkeypatch.setattr(Sequence, "eval", lambda seq, eval_=Sequence.eval: runs.append(seq) or eval_(seq))
+    assert best_gpu_seconds(device, copy, repeats=3) > 0 and len(runs) == 4
+    runs.clear()
+    assert best_gpu_seconds(device, copy, repeats=3, give_up_above=0.0) > 0 and len(runs) == 2
 
 
 def test_cached_tile_that_cannot_plan_falls_back_to_the_default(device, cache):

@@ -28,6 +28,11 @@ import numpy as np
 
 TUNE_ENV = "VKBACKPROP_TUNE"
 _REPEATS = 3
+# A candidate whose first timed run takes this many times the best candidate's time so far is not
+# run again: it cannot win. On lavapipe the family's times for one shape spread over 2-10x, so this
+# skips most of the repeats. (Not judged by the warm-up run: for a tiny dispatch that one can take
+# 20x a later run.)
+_HOPELESS = 2.0
 
 
 def cache_path() -> Path:
@@ -85,8 +90,9 @@ def _store(data: dict) -> None:
     os.replace(tmp, path)   # atomic: concurrent readers see the old or the new file
 
 
-def best_gpu_seconds(device, dispatch, repeats: int = _REPEATS) -> float:
-    """Best GPU time of `dispatch` alone over `repeats` runs (after one warm-up run)."""
+def best_gpu_seconds(device, dispatch, repeats: int = _REPEATS, give_up_above: float = float("inf")) -> float:
+    """Best GPU time of `dispatch` alone over `repeats` runs after one warm-up run; after the
+    first, if that exceeds `give_up_above` seconds."""
     seq = device.sequence(timestamps=1)
     seq.dispatch(dispatch)
     seq.eval()
@@ -94,6 +100,8 @@ def best_gpu_seconds(device, dispatch, repeats: int = _REPEATS) -> float:
     for _ in range(repeats):
         seq.eval()
         best = min(best, seq.op_seconds()[0])
+        if best > give_up_above:
+            break
     return best
 
 
@@ -130,7 +138,8 @@ def planned_tile(check, device, shader: str, mnk: tuple, candidates: list, defau
 def choose_tile(device, shader: str, m: int, n: int, k: int, candidates: list, default: dict, make) -> dict:
     """The tile for this dispatch: the cached choice for (device, shader, shape class), else with
     tuning on the fastest candidate (timed with `make(tile)`, which returns the dispatch; a
-    candidate whose plan is refused, e.g. by lavapipe's loop limit, is skipped), else `default`."""
+    candidate whose plan is refused, e.g. by lavapipe's loop limit, is skipped; one far slower
+    than the best so far is timed once), else `default`."""
     key = f"{shader}|{shape_class(m, n, k)}"
     cached = _load().get(device_key(device), {}).get(key)
     if cached in candidates:
@@ -140,7 +149,8 @@ def choose_tile(device, shader: str, m: int, n: int, k: int, candidates: list, d
     times = {}
     for i, tile in enumerate(candidates):
         try:
-            times[i] = best_gpu_seconds(device, make(tile))
+            times[i] = best_gpu_seconds(device, make(tile),
+                                        give_up_above=_HOPELESS * min(times.values(), default=float("inf")))
         except ValueError:
             continue
     if not times:
