@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import vkbackprop as vb
 from vkbackprop import reference as ref
@@ -91,6 +93,56 @@ def test_every_shared_memory_tile_is_correct_across_blocks_and_steps(device, rng
     _check_linear(device, rng, 150, 45, 140)
     _check_conv(device, rng, 1, (4, 65, 65), 6, padding=1, groups=2)   # 4225 terms: 2 slices
     check_gpu(device, rng, make(vb.LSTM, 5, 9, 2, return_state=True), 3, 7, True, True)
+
+
+POWERS = st.sampled_from([1, 2, 4, 8, 16, 32, 64])
+SHAPES = st.tuples(st.integers(1, 40), st.integers(1, 50), st.integers(1, 40))   # batch, in, out
+FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@st.composite
+def scalar_tiles(draw):
+    """Any tile the scalar cores accept: register-blocked, or shared-memory (then TM, TN quads)."""
+    if draw(st.booleans()):
+        tile = {"TM": draw(st.integers(1, 12)), "TN": draw(st.integers(1, 8)), "WG_X": draw(POWERS),
+                "WG_Y": draw(st.sampled_from([1, 2, 4]))}
+    else:
+        tile = {"TM": draw(st.sampled_from([4, 8])), "TN": draw(st.sampled_from([4, 8])),
+                "WG_X": draw(st.sampled_from([4, 8, 16])), "WG_Y": draw(st.sampled_from([4, 8, 16])),
+                "BK": draw(st.sampled_from([2, 4, 8, 12, 16]))}
+    try:
+        gemm.check_shape(tile, "drawn")
+    except ValueError:
+        assume(False)
+    return tile
+
+
+@FUZZ
+@given(tile=scalar_tiles(), shape=SHAPES, seed=st.integers(0, 2**31))
+def test_any_tile_the_scalar_cores_accept_computes_right(device, monkeypatch, cache, tile, shape, seed):
+    """Tiles are specialization constants: any values check_shape and the device accept (not only
+    the family's) give Linear's forward and both gradients right, on either core."""
+    assume(tile["WG_X"] * tile["WG_Y"] <= device.properties["max_work_group_invocations"]
+           and gemm.shared_memory_bytes(tile) <= device.properties["max_shared_memory_size"])
+    with monkeypatch.context() as patch:
+        patch.setattr(gemm_shuffle, "KERNEL", "scalar")
+        _forced(patch, tile)
+        _check_linear(device, np.random.default_rng(seed), *shape)
+
+
+@FUZZ
+@given(share=st.sampled_from([4, 8, 16]), rows=st.sampled_from([1, 2, 4]), nc=st.integers(1, 3),
+       wg_x=st.sampled_from([4, 8, 16, 32]), shape=SHAPES.map(lambda s: tuple(4 * -(-v // 4) for v in s)),
+       seed=st.integers(0, 2**31))
+def test_any_tile_the_shuffle_core_accepts_computes_right(device, monkeypatch, cache, share, rows, nc, wg_x, shape,
+                                                         seed):
+    """The same for the vec4 subgroup-shuffle core (SHARE above lavapipe's 8 lanes takes its path
+    without shuffles), on shapes of whole quads, where it runs every pass."""
+    tile = {"TM": share * rows, "NC": nc, "WG_X": wg_x, "SHARE": share}
+    with monkeypatch.context() as patch:
+        patch.setattr(gemm_shuffle, "KERNEL", "shuffle")
+        _forced(patch, tile)
+        _check_linear(device, np.random.default_rng(seed), *shape)
 
 
 def test_the_shared_memory_core_runs_right_up_to_the_loop_limit(device, rng, monkeypatch, cache, dispatches):
