@@ -91,8 +91,8 @@ def _store(data: dict) -> None:
 
 
 def best_gpu_seconds(device, dispatch, repeats: int = _REPEATS, give_up_above: float = float("inf")) -> float:
-    """Best GPU time of `dispatch` alone over `repeats` runs after one warm-up run; after the
-    first, if that exceeds `give_up_above` seconds."""
+    """Best GPU time of `dispatch` alone over `repeats` runs after one warm-up run, cut short
+    once it exceeds `give_up_above` seconds (a candidate that cannot win)."""
     seq = device.sequence(timestamps=1)
     seq.dispatch(dispatch)
     seq.eval()
