@@ -28,18 +28,22 @@ layout(constant_id = GEMM_CONSTANTS + 4) const uint BK = 1;   // reduction terms
 #define A_COPIES (BM * BK / INVOCATIONS)
 #define B_COPIES (BK * BN / INVOCATIONS)
 
-// A block stored along k is copied along k: its rows of quads one quad longer put the copies of
-// neighbouring k in different banks (BK of them at one row would otherwise share a bank).
+// Each block is copied along the dimension it is stored along (A_ALONG_K, B_ALONG_K), so
+// neighbouring invocations read neighbouring addresses. A block copied along k has rows of quads
+// one quad longer: the copies of neighbouring k then fall in different banks (BK of them at one
+// row would otherwise share a bank).
 #ifdef A_M_CONTIGUOUS
-#define A_PAD 0
+#define A_ALONG_K false
 #else
-#define A_PAD 1
+#define A_ALONG_K true
 #endif
 #ifdef B_K_CONTIGUOUS
-#define B_PAD 1
+#define B_ALONG_K true
 #else
-#define B_PAD 0
+#define B_ALONG_K false
 #endif
+#define A_PAD uint(A_ALONG_K)
+#define B_PAD uint(B_ALONG_K)
 shared vec4 a_block[2][BK][BM / 4 + A_PAD];   // [buffer][k][row quad]
 shared vec4 b_block[2][BK][BN / 4 + B_PAD];   // [buffer][k][column quad]
 
@@ -51,27 +55,22 @@ uint b_n[B_COPIES], b_k[B_COPIES];
 B_COLUMN_T b_col[B_COPIES];
 float a_next[A_COPIES], b_next[B_COPIES];
 
+// (position across the block, k) of the e-th element of a `width` x BK block's copy.
+uvec2 copy_position(const uint e, const uint width, const bool along_k) {
+    return along_k ? uvec2(e / BK, e % BK) : uvec2(e % width, e / width);
+}
+
 void assign_copies(const uint invocation, const uint m_block, const uint n_block) {
     [[unroll]] for (uint r = 0; r < A_COPIES; ++r) {
-        const uint e = invocation + r * INVOCATIONS;
-#ifdef A_M_CONTIGUOUS
-        a_m[r] = e % BM;
-        a_k[r] = e / BM;
-#else
-        a_k[r] = e % BK;
-        a_m[r] = e / BK;
-#endif
+        const uvec2 mk = copy_position(invocation + r * INVOCATIONS, BM, A_ALONG_K);
+        a_m[r] = mk.x;
+        a_k[r] = mk.y;
         a_row[r] = min(m_block + a_m[r], M - 1);
     }
     [[unroll]] for (uint r = 0; r < B_COPIES; ++r) {
-        const uint e = invocation + r * INVOCATIONS;
-#ifdef B_K_CONTIGUOUS
-        b_k[r] = e % BK;
-        b_n[r] = e / BK;
-#else
-        b_n[r] = e % BN;
-        b_k[r] = e / BN;
-#endif
+        const uvec2 nk = copy_position(invocation + r * INVOCATIONS, BN, B_ALONG_K);
+        b_n[r] = nk.x;
+        b_k[r] = nk.y;
         b_col[r] = B_COLUMN(min(n_block + b_n[r], N - 1));
     }
 }
