@@ -12,6 +12,8 @@ Patch -> test:
   0006 timestamp query reset ...... test_timestamps_*
   0007 storage tensor copies ...... test_storage_tensor_copy_without_validation_errors
   0008 uniform texel buffers ...... test_texel_bindings_*, test_device_properties_match_vulkaninfo
+Build option (scripts/build_kp.sh):
+  no implicit debug layers ........ test_validation_layer_loads_only_when_requested
 """
 
 import json
@@ -408,6 +410,22 @@ def test_storage_tensor_copy_without_validation_errors(spirv, tmp_path):
     assert r["storage_type"] == "TensorTypes.storage"
     assert r["messages"] == []
     assert r["host"] == (2 * A + 1).tolist()
+
+
+# --- build option: no implicit debug layers ---------------------------------------------------------
+
+VALIDATION_LIBRARY = "libVkLayer_khronos_validation.so"
+
+
+def test_validation_layer_loads_only_when_requested(spirv, tmp_path):
+    # Stock kp enables VK_LAYER_KHRONOS_validation in every kp.Manager whenever it is installed
+    # (setup.sh installs it), so every run paid for validation; built with
+    # KOMPUTE_OPT_DISABLE_VK_DEBUG_LAYERS=ON, only VKBACKPROP_VALIDATE=1 loads it.
+    plain = run_child("layers", spirv, tmp_path)
+    validated = run_child("layers", spirv, tmp_path, validate=True)   # also proves the layer reports
+    assert VALIDATION_LIBRARY in validated["layers"], validated["layers"]
+    assert VALIDATION_LIBRARY not in plain["layers"], plain["layers"]
+    assert plain["b"] == validated["b"] == (2 * A + 1).tolist()
 
 
 # --- 0008: uniform texel buffers ----------------------------------------------------------------------

@@ -122,6 +122,15 @@ def scenario_fences(mgr):
     return result
 
 
+def scenario_layers(mgr):
+    """The Vulkan layer libraries this process has loaded, after a dispatch."""
+    seq, b = double_sequence(mgr, SPIRV["double"])
+    seq.eval()
+    with open("/proc/self/maps") as maps:
+        loaded = {os.path.basename(line.split()[-1]) for line in maps if "libVkLayer" in line}
+    return {"layers": sorted(loaded), "b": b.data().tolist()}
+
+
 SCENARIOS = {
     "raw_with_barrier": lambda mgr: scenario_raw(mgr, True),
     "raw_without_barrier": lambda mgr: scenario_raw(mgr, False),
@@ -129,6 +138,7 @@ SCENARIOS = {
     "texel": scenario_texel,
     "timestamps": scenario_timestamps,
     "fences": scenario_fences,
+    "layers": scenario_layers,
 }
 
 
