@@ -293,9 +293,14 @@ def test_a_candidate_far_slower_than_the_best_so_far_is_timed_once(device, monke
     bounds, best_gpu_seconds = [], tuning.best_gpu_seconds
     monkeypatch.setattr(tuning, "best_gpu_seconds",
                         lambda dev, d, give_up_above: bounds.append(give_up_above) or scripted[d])
-    chosen = tuning.choose_tile(device, "s.comp", 8, 8, 8, [{"T": t} for t in scripted], {"T": "a"},
-                                lambda tile: tile["T"])
+    bars = []   # the progress bar over the candidates (shown where stderr is a terminal)
+    monkeypatch.setattr(tuning, "tqdm", lambda items, **kw: bars.append((list(items), kw)) or items)
+    candidates = [{"T": t} for t in scripted]
+    chosen = tuning.choose_tile(device, "s.comp", 8, 8, 8, candidates, {"T": "a"}, lambda tile: tile["T"])
     assert chosen == {"T": "b"} and bounds == [float("inf"), 6.0, 2.0, 2.0]
+    assert [(items, kw["desc"], kw["disable"]) for items, kw in bars] == [(candidates, "tuning s.comp|8x8x8", None)]
+    assert tuning.choose_tile(device, "s.comp", 7, 8, 8, candidates, {"T": "a"}, None) == {"T": "b"}
+    assert len(bars) == 1   # cached for the class: nothing timed, no bar
 
     copy = device.dispatch("bench/copy.comp", {"src": device.buffer("src", (64,)), "dst": device.buffer("dst", (64,))},
                            (1, 1, 1), {"NUMEL": 16})

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 TUNE_ENV = "VKBACKPROP_TUNE"
 _REPEATS = 3
@@ -147,7 +148,9 @@ def choose_tile(device, shader: str, m: int, n: int, k: int, candidates: list, d
     if not tuning_enabled():
         return default
     times = {}
-    for i, tile in enumerate(candidates):
+    # A bar where stderr is a terminal: on lavapipe a cold candidate compiles for up to seconds at
+    # its first dispatch (docs/benchmarks.md), so tuning a shape class can take ~20 s.
+    for i, tile in enumerate(tqdm(candidates, desc=f"tuning {key}", unit="tile", leave=False, disable=None)):
         try:
             times[i] = best_gpu_seconds(device, make(tile),
                                         give_up_above=_HOPELESS * min(times.values(), default=float("inf")))
