@@ -27,6 +27,17 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "gemm_tiles.json"
 
 
+@pytest.fixture
+def quick_families(monkeypatch):
+    """The families cut to their small tiles (at most 32 vec4 or 64 float accumulators per
+    invocation), for tests of how tuning works rather than of every tile (those are below): on
+    lavapipe a pipeline compiles at its first dispatch, up to 7 s for the bigger tiles with a cold
+    Mesa shader cache."""
+    monkeypatch.setattr(gemm_shuffle, "TILES", [t for t in gemm_shuffle.TILES if t["TM"] * t["NC"] <= 32])
+    monkeypatch.setattr(gemm, "TILES", [t for t in gemm.PLAIN_TILES if t["TM"] * t["TN"] <= 64])
+    assert len(gemm_shuffle.TILES) >= 3 and len(gemm.TILES) >= 3
+
+
 def _forced(monkeypatch, tile):
     monkeypatch.setattr(tuning, "choose_tile", lambda *args, **kw: dict(tile))
 
@@ -137,7 +148,10 @@ def test_any_tile_the_scalar_cores_accept_computes_right(device, monkeypatch, ca
 def test_any_tile_the_shuffle_core_accepts_computes_right(device, monkeypatch, cache, share, rows, nc, wg_x, shape,
                                                          seed):
     """The same for the vec4 subgroup-shuffle core (SHARE above lavapipe's 8 lanes takes its path
-    without shuffles), on shapes of whole quads, where it runs every pass."""
+    without shuffles), on shapes of whole quads, where it runs every pass. At most 64 vec4
+    accumulators (the family's 128-accumulator tiles are tested above): with a cold Mesa shader
+    cache lavapipe compiles a 128-accumulator pass for ~7 s, a 256 one for ~30 s."""
+    assume(share * rows * nc <= 64)
     tile = {"TM": share * rows, "NC": nc, "WG_X": wg_x, "SHARE": share}
     with monkeypatch.context() as patch:
         patch.setattr(gemm_shuffle, "KERNEL", "shuffle")
@@ -234,7 +248,8 @@ def test_every_shuffle_tile_sums_the_gradient_squares(device, rng, monkeypatch, 
         assert abs(got - want) <= 1e-5 * want, f"{name}: partial sums {got}, squares of the gradient {want}"
 
 
-def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device, monkeypatch, cache, dispatches):
+def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device, monkeypatch, cache, quick_families,
+                                                                          dispatches):
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "auto")
     monkeypatch.setenv(tuning.TUNE_ENV, "1")
     timed = []
@@ -265,7 +280,7 @@ def test_tuning_caches_a_choice_per_shape_class_and_later_plans_reuse_it(device,
         assert tile in [t for k, t in entries.items() if k.startswith(key)], d.program.path
 
 
-def test_candidates_are_timed_on_stand_ins_not_on_the_plans_buffers(device, monkeypatch, cache):
+def test_candidates_are_timed_on_stand_ins_not_on_the_plans_buffers(device, monkeypatch, cache, quick_families):
     """A plan's buffers hold whatever the memory held (NaNs and denormals skew timings): tuning
     times each candidate on stand-ins of the same shapes filled with values in [-1, 1)."""
     monkeypatch.setattr(gemm_shuffle, "KERNEL", "auto")
