@@ -20,8 +20,8 @@ FEW_ROWS_TILE = {"TM": 8, "NC": 1, "WG_X": 8, "SHARE": 8}
 # The family VKBACKPROP_TUNE=1 chooses from (vkbackprop/tuning.py); TM a multiple of SHARE. The
 # 64-row and 16-column tiles fit large shapes (52-55 GFLOP/s at 1024^3 for TM 32 x 16 columns) and
 # starve small ones of workgroups; 8 rows suit a handful of columns. Not TM 64 x 16 columns: llvmpipe
-# compiles a pipeline at its first dispatch, 30 s for that tile's 256 accumulators (7 s for 128, 0.5
-# for 32; each shape is its own pipeline), and it won none of the 52 shape classes of a tuned
+# compiles a pipeline at its first dispatch, 30 s for that tile's 256 vec4 accumulators (7 s for
+# 128, 0.5 for 32; each shape is its own pipeline), and it won none of the 52 shape classes of a tuned
 # `vkbackprop bench --suite steps` (docs/benchmarks.md, session 11).
 TILES = [TILE, FEW_ROWS_TILE, {"TM": 32, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM": 64, "NC": 2, "WG_X": 8, "SHARE": 8},
          {"TM": 32, "NC": 1, "WG_X": 32, "SHARE": 8}, {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8},
