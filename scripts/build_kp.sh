@@ -19,8 +19,9 @@ done
 # (the patched bindings release the GIL while waiting, so C++ must not call the Python logger).
 # Debug layers off: otherwise every kp.Manager loads VK_LAYER_KHRONOS_validation whenever it is
 # installed (setup.sh installs it for the tests) and sends its messages to the disabled logger, so
-# every run, benchmarks included, paid for validation nobody read. vkbackprop.validation loads the
-# layer itself (with sync validation and a log file) when VKBACKPROP_VALIDATE=1 asks for it.
+# every run, benchmarks included, ran under validation nobody read (on lavapipe its cost was within
+# the noise: docs/benchmarks.md). vkbackprop.validation loads the layer itself (with sync validation
+# and a log file) when VKBACKPROP_VALIDATE=1 asks for it.
 export KOMPUTE_OPT_INSTALL=OFF KOMPUTE_OPT_USE_BUILT_IN_VULKAN_HEADER=OFF KOMPUTE_OPT_USE_BUILT_IN_FMT=OFF \
        KOMPUTE_OPT_USE_BUILT_IN_PYBIND11=OFF KOMPUTE_OPT_DISABLE_VULKAN_VERSION_CHECK=ON \
        KOMPUTE_OPT_LOG_LEVEL=Off KOMPUTE_OPT_DISABLE_VK_DEBUG_LAYERS=ON

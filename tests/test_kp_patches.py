@@ -419,7 +419,7 @@ VALIDATION_LIBRARY = "libVkLayer_khronos_validation.so"
 
 def test_validation_layer_loads_only_when_requested(spirv, tmp_path):
     # Stock kp enables VK_LAYER_KHRONOS_validation in every kp.Manager whenever it is installed
-    # (setup.sh installs it), so every run paid for validation; built with
+    # (setup.sh installs it), so every run ran under validation nobody read; built with
     # KOMPUTE_OPT_DISABLE_VK_DEBUG_LAYERS=ON, only VKBACKPROP_VALIDATE=1 loads it.
     plain = run_child("layers", spirv, tmp_path)
     validated = run_child("layers", spirv, tmp_path, validate=True)   # also proves the layer reports
