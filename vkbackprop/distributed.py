@@ -175,6 +175,9 @@ class DataParallelPlan(StepPlan):
         self.update = update
         return self.segments[0]   # `train` names the first segment (its log starts the step)
 
+    def recorders(self) -> list:
+        return self.segments + [self.update, self.predict, self.init]
+
     def _buckets(self) -> list:
         """Parameters in the order backward finishes their gradients, grouped into buckets of about
         BUCKET_FLOATS: [[(name, index of the last backward dispatch writing its gradient)], ...]."""

@@ -5,7 +5,8 @@ once: the training step and the forward pass for prediction. Nothing is re-recor
 Gradients that receive several partials (a value read by several layers, an output that also feeds
 a layer, a layer called twice sharing its parameters) are accumulated here, once, for every layer:
 the first contribution to run writes the gradient buffer, each later one writes a scratch buffer
-that an `accumulate` dispatch adds in.
+that an `accumulate` dispatch adds in. Activation gradients and that scratch share buffers by
+lifetime (`BufferPool`, `StepPlan._route`).
 """
 
 from __future__ import annotations
@@ -33,23 +34,58 @@ def stats_per_dispatch(program) -> int:
     return program.slots("values")
 
 
+class BufferPool:
+    """Device buffers handed out for a stretch of the step and taken back after it, to be handed
+    out again (same shape and dtype) to work recorded later: the hazard tracker puts a barrier
+    between the last reader of one use and the first writer of the next."""
+
+    def __init__(self, device, name: str):
+        self.device, self.name = device, name
+        self.free = collections.defaultdict(list)   # (shape, dtype) -> buffers not in use
+        self.made = []                               # every buffer this pool allocated
+
+    def take(self, shape, dtype=np.float32):
+        free = self.free[(tuple(shape), np.dtype(dtype))]
+        if free:
+            return free.pop()
+        buffer = self.device.buffer(f"{self.name} {len(self.made)}", shape, dtype)
+        self.made.append(buffer)
+        return buffer
+
+    def give(self, buffer) -> None:
+        """`buffer`'s last use is recorded; later work may have it."""
+        self.free[(buffer.shape, buffer.dtype)].append(buffer)
+
+
 class GradientRouter:
-    """Hands out the buffer each backward contribution writes, and the additions that follow."""
+    """Hands out the buffer each backward contribution writes, and the additions that follow. Later
+    contributions write scratch from `pool`, free again once the call writing them is recorded
+    (`settle`)."""
 
-    def __init__(self, device):
-        self.device = device
+    def __init__(self, device, pool: BufferPool):
+        self.device, self.pool = device, pool
         self.contributions = {}     # gradient key -> how many contributions were handed out so far
+        self.parts = []             # scratch handed out for the call being planned
 
-    def target(self, key, total):
-        """(buffer to write, accumulate dispatch to record after the writer or None)."""
+    def target(self, key, total, label: str):
+        """(buffer to write, accumulate dispatch to record after the writer or None). `label`
+        names the gradient in the accumulate dispatch's name."""
         n = self.contributions.get(key, 0)
         self.contributions[key] = n + 1
         if n == 0:
             return total, None
-        part = self.device.buffer(f"{total.name}.part{n}", total.shape)
+        part = self.pool.take(total.shape, total.dtype)
+        self.parts.append(part)
         add = elementwise(self.device, "graph/accumulate.comp", {"part": part, "total": total}, total.size)
-        add.name = f"accumulate {total.name}"
+        add.name = f"accumulate {label}"
         return part, add
+
+    def settle(self) -> None:
+        """The call's dispatches and additions are recorded: its scratch is free for later calls (not
+        before: two contributions of one call must not share a part)."""
+        for part in self.parts:
+            self.pool.give(part)
+        self.parts = []
 
 
 class StepPlan:
@@ -78,6 +114,31 @@ class StepPlan:
         for d in self.inference:
             self.predict.dispatch(d)
         self.predict.download(self.outputs)
+        self._params = list(model._store.params.values())
+
+    def recorders(self) -> list:
+        """Every sequence this plan runs."""
+        return [self.train, self.predict, self.init]
+
+    def device_bytes(self) -> dict:
+        """Bytes of device memory this plan holds, by kind, each buffer counted once (in the first
+        kind listing it): parameters, activations (inputs and outputs included), activation
+        gradients, parameter gradients, optimizer state, and other: any further buffer its
+        sequences bind (layers' scratch and saved values, partial sums, the loss, ...)."""
+        kinds = {"parameters": self._params, "activations": self._values.values(),
+                 "activation gradients": self.grad_pool.made, "parameter gradients": self.param_grads.values(),
+                 "optimizer state": [b for state in self.optimizer_state.values() for b in state.values()]}
+        used = set()
+        for recorder in self.recorders():
+            for kind, what in recorder.log:
+                used |= set(what.bound.values()) if kind == "dispatch" else set(what)
+        counted, sizes = set(), {}
+        for kind, buffers in kinds.items():
+            buffers = set(buffers) - counted
+            sizes[kind] = sum(b.size * b.dtype.itemsize for b in buffers)
+            counted |= buffers
+        sizes["other"] = sum(b.size * b.dtype.itemsize for b in used - counted)
+        return sizes
 
     def _allocate_host(self, model, losses, optimizer) -> None:
         """Host-staged: only what crosses to the host (inputs, targets, hyper-parameters, losses)."""
@@ -93,8 +154,9 @@ class StepPlan:
         self.device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
 
     def _allocate_device(self, model, optimizer) -> None:
-        """Device-only: activations, their gradients and the parameter gradients. A view's output is
-        its input's buffer ("root"), and so is its gradient: views cost no memory and no dispatch."""
+        """Device-only: activations and the parameter gradients (the activations' gradients come
+        from a pool while backward is planned: `_route`). A view's output is its input's buffer
+        ("root"), and so is its gradient: views cost no memory and no dispatch."""
         buf, batch, store = self.device.buffer, self.batch, model._store
         root = {id(v): v for v in model.inputs}
         for call in model.calls:
@@ -102,18 +164,18 @@ class StepPlan:
             root[id(call.output)] = root[id(call.inputs[0])] if view else call.output
         staged = {id(root[id(v)]) for v in model.outputs}
         values = {id(v): b for v, b in zip(model.inputs, self.inputs)}
-        grads = {}
         self.labels = self._call_labels(model)
+        self._root = root
+        self._fused = self._fusions(model)   # producer call -> the activation call it applies as its epilogue
         for call in model.calls:
             out = call.output
-            if root[id(out)] is out:
+            if root[id(out)] is out and call not in self._fused:
                 values[id(out)] = buf(f"{self.labels[call]}.output", (batch, out.width), staged=id(out) in staged)
-                grads[id(out)] = buf(f"{self.labels[call]}.output.grad", (batch, out.width))
-        for v in model.outputs:      # an output that is (a view of) a model input still gets dL/d(output)
-            r = root[id(v)]
-            if r.call is None and id(r) not in grads:
-                grads[id(r)] = buf(f"{r.name}.grad", (batch, r.width))
-        self._root, self._values, self._grads = root, values, grads
+        # A fused producer stores its activation's output; nothing else reads its own, so that buffer
+        # stands for it (the activation's backward reads only its output, and x for its size).
+        for call, activation in self._fused.items():
+            values[id(call.output)] = values[id(activation.output)]
+        self._values = values
         self.outputs = [self._value_of(v) for v in model.outputs]
         self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.params.items()}
         # Optimizer state (momentum, Adam's moments): device-only, per parameter, zeroed by `init`.
@@ -125,30 +187,45 @@ class StepPlan:
 
     def _route(self, model, losses) -> None:
         """The layers' dispatches: `forward`, `backward` (losses first: the base case, then each call
-        in reverse order: the inductive step) and `inference` (the eval-mode forward)."""
-        device, store, root, grads = self.device, model._store, self._root, self._grads
-        router = GradientRouter(device)
+        in reverse order: the inductive step) and `inference` (the eval-mode forward).
+
+        An activation's gradient lives from its first contribution to its producer's backward, the
+        last to read it; its buffer then goes back to `grad_pool` for gradients planned later (as
+        PyTorch frees a gradient once its producer's backward has used it), so a chain of layers
+        needs a few gradient buffers per shape, not one per layer."""
+        device, store, root = self.device, model._store, self._root
+        self.grad_pool = BufferPool(device, "activation grad")
+        router = GradientRouter(device, self.grad_pool)
+        live = {}   # id(root value) -> its gradient's buffer, from its first contribution to its producer's backward
+
+        def contribute(value) -> tuple:
+            """(the buffer the next contribution to dL/d(value) writes, the addition after it or None)."""
+            r = root[id(value)]
+            if id(r) not in live:
+                live[id(r)] = self.grad_pool.take((self.batch, r.width))
+            label = f"{r.name}.grad" if r.call is None else f"{self.labels[r.call]}.output.grad"
+            return router.target(id(r), live[id(r)], label)
+
         forward, backward = [], []
         for loss, value, target, loss_buf in zip(losses, model.outputs, self.targets, self.losses):
-            r = root[id(value)]
-            dpred, add = router.target(id(r), grads[id(r)])
+            dpred, add = contribute(value)
             backward.append(loss.dispatch(device, self._value_of(value), target, self.dloss, loss_buf, dpred))
             backward += [add] if add else []
+            router.settle()
         ios, inference = {}, []
-        fused = self._fusions(model)   # producer call -> the activation call it applies as its epilogue
+        fused = self._fused
         absorbed = set(fused.values())
         for call in model.calls:
             params = {n: store.params[key] for n, key in model.param_names(call.layer).items()}
             state = {n: store.states[key] for n, key in model.state_names(call.layer).items()}
             ios[call] = LayerIO(device, self.batch, [self._value_of(v) for v in call.inputs],
-                                self._value_of(call.output), params=params,
-                                dy=grads.get(id(root[id(call.output)])), step=self.step, state=state,
+                                self._value_of(call.output), params=params, step=self.step, state=state,
                                 in_shapes=[v.shape for v in call.inputs], out_shape=call.output.shape)
             if call in absorbed:
                 continue     # its producer's forward stores this call's output
             io = ios[call]
-            if call in fused:
-                io = dataclasses.replace(io, y=self._value_of(fused[call].output), epilogue=fused[call].layer.fusible_as)
+            if call in fused:   # (its y already is the activation's output buffer)
+                io = dataclasses.replace(io, epilogue=fused[call].layer.fusible_as)
             work = [_named(d, self.labels[call]) for d in call.layer.forward(io)]
             forward += work
             if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
@@ -163,7 +240,10 @@ class StepPlan:
         for call in reversed(model.calls):
             if getattr(call.layer, "is_view", False) or call in absorbed_back:
                 continue     # a view's output gradient already is its input's; an absorbed call's backward ran
-            io, adds = ios[call], []
+            dy = live.pop(id(call.output), None)   # every call's output reaches a model output, so has a gradient
+            if dy is None:
+                raise RuntimeError(f"plan: nothing contributed to the gradient of {self.labels[call]}'s output")
+            io, adds = dataclasses.replace(ios[call], dy=dy), []
             keys = model.param_names(call.layer)
             if keys and self.squares_from_writers and all(writers[key] == 1 for key in keys.values()):
                 io = dataclasses.replace(io, squares={})
@@ -172,14 +252,15 @@ class StepPlan:
                 io = dataclasses.replace(io, dx_epilogue=fused_back[call].layer.fusible_as)
                 inputs = fused_back[call].inputs
             for i, v in enumerate(inputs):
-                r = root[id(v)]
-                if r.call is not None:   # model inputs need no gradient
-                    io.dxs[i], add = router.target(id(r), grads[id(r)])
+                if root[id(v)].call is not None:   # model inputs need no gradient
+                    io.dxs[i], add = contribute(v)
                     adds += [add] if add else []
-            for n, key in model.param_names(call.layer).items():
-                io.grads[n], add = router.target(key, self.param_grads[key])
+            for n, key in keys.items():
+                io.grads[n], add = router.target(key, self.param_grads[key], self.param_grads[key].name)
                 adds += [add] if add else []
             backward += [_named(d, self.labels[call]) for d in call.layer.backward(io)] + adds
+            router.settle()
+            self.grad_pool.give(dy)   # this backward was its last reader
             self.grad_squares.update({keys[n]: b for n, b in (io.squares or {}).items()})
         self.forward, self.backward, self.inference = forward, backward, inference
 
@@ -187,7 +268,7 @@ class StepPlan:
         """Calls whose forward can also do the next call's activation (a Linear followed by a ReLU):
         {producer call: activation call}. Only where the producer's output is read by nothing else
         (no other layer, view or model output) and neither call behaves differently in eval mode:
-        its own buffer is then never written, and backward is unchanged (ReLU's needs only its
+        it then needs no output buffer of its own, and backward is unchanged (ReLU's needs only its
         output; Linear's reads its input, not its output). The result is bit-identical."""
         readers = self._readers(model)
         fused = {}

@@ -223,6 +223,12 @@ class Trainer:
         """Parameter gradients of the last step, named like state_dict()."""
         return OrderedDict((name, self.device.read(buf)) for name, buf in self.plan.param_grads.items())
 
+    def device_memory(self) -> dict:
+        """Bytes of device memory the planned step holds, by kind: {'parameters', 'activations',
+        'activation gradients', 'parameter gradients', 'optimizer state', 'other'} (this process's
+        plan; like torch.cuda.memory_allocated, broken down)."""
+        return self.plan.device_bytes()
+
     def optimizer_state(self) -> "OrderedDict[str, dict]":
         """The optimizer state on the device, per parameter (named like state_dict()): e.g.
         {'0.weight': {'exp_avg': ..., 'exp_avg_sq': ...}}, PyTorch's state names; empty dicts for plain SGD."""

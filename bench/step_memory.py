@@ -1,0 +1,61 @@
+"""Benchmark: device memory a training step's plan holds, by kind (`Trainer.device_memory`), for the
+step suite's models (`vkbackprop bench --suite steps`), and the activation gradients' memory had
+each gradient its own buffer (as plans allocated them before the gradient pool). With --step, also
+the process's resident memory growth over making the plan and running one step: on lavapipe device
+memory is host memory, so this measures what the device driver really allocated.
+
+    .venv/bin/python bench/step_memory.py [--only small] [--step]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+
+import numpy as np
+
+import vkbackprop as vb
+from vkbackprop.bench.steps import suite_configs
+
+MIB = 2 ** 20
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def one_buffer_per_gradient(model, batch: int) -> int:
+    """Bytes of activation gradients with a buffer for every layer output but views' (what plans
+    allocated before the gradient pool)."""
+    return sum(4 * batch * call.output.width for call in model.calls if not getattr(call.layer, "is_view", False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="the configurations whose name contains this text")
+    parser.add_argument("--step", action="store_true", help="also run one step and report resident memory growth")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    for config in suite_configs():
+        if config.missing or (args.only and args.only not in config.name):
+            continue
+        before = peak_rss_bytes()
+        trainer = vb.Trainer(config.vkbackprop_model(), vb.CrossEntropyLoss(), vb.SGD(lr=0.01), config.batch)
+        print(f"{config.name}, batch {config.batch}:")
+        if hasattr(trainer, "device_memory"):
+            memory = trainer.device_memory()
+            for kind, size in memory.items():
+                print(f"  {kind:22s} {size / MIB:9.1f} MiB")
+            print(f"  {'total':22s} {sum(memory.values()) / MIB:9.1f} MiB")
+            before_pool = one_buffer_per_gradient(trainer.model, config.batch)
+            print(f"  activation gradients, one buffer each: {before_pool / MIB:.1f} MiB")
+        if args.step:
+            x = rng.standard_normal((config.batch, int(np.prod(config.input_shape)))).astype(np.float32)
+            trainer.step(x, rng.integers(0, config.classes, config.batch))
+            print(f"  peak resident memory growth over plan + one step: {(peak_rss_bytes() - before) / MIB:.1f} MiB")
+        del trainer
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Activation gradients share buffers by lifetime (plan.py's gradient pool): a gradient lives from its
+first contribution to its producer's backward, then its buffer serves gradients planned later.
+Checked: steps still match PyTorch on chains, branches and a layer called twice, a chain's gradient
+memory does not grow with its depth, and `Trainer.device_memory` adds up what the plan holds."""
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+
+import vkbackprop as vb
+from oracles import check_step, check_step_against_twin, lin, torch_twin
+from vkbackprop.distributed import DataParallelPlan
+
+F = torch.nn.functional
+BATCH, IN, WIDTH, OUT = 6, 8, 12, 3
+
+
+def handing_out_distinct_buffers(model):
+    """`model` with each layer's backward checking what the plan hands it: dy, each dx and each
+    parameter gradient in a buffer of its own. A gradient buffer handed out again too early would
+    show here (e.g. a layer's dx in its dy's buffer: on a GPU, rows other workgroups are still
+    reading). Returns the model."""
+    for layer in model.layers:
+        def checked(io, backward=layer.backward, layer=layer):
+            given = [io.dy] + [dx for dx in io.dxs if dx is not None] + list(io.grads.values())
+            assert len(set(given)) == len(given), f"{layer!r}: backward got {[b.name for b in given]}"
+            return backward(io)
+        layer.backward = checked
+    return model
+
+
+def chain(depth: int, act) -> tuple:
+    """Linear(IN, WIDTH), act, depth x (Linear(WIDTH, WIDTH), act), Linear(WIDTH, OUT): (vkbackprop
+    layers, their torch twins)."""
+    sizes = [IN] + [WIDTH] * (depth + 1) + [OUT]
+    ours, theirs = [], []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        ours += [vb.Linear(fan_in, fan_out), getattr(vb, act)()]
+        theirs += [torch.nn.Linear(fan_in, fan_out), getattr(torch.nn, act)()]
+    return vb.Sequential(*ours[:-1]), torch.nn.Sequential(*theirs[:-1])
+
+
+@pytest.mark.parametrize("act", ["Tanh", "ReLU"])   # ReLU: fused into the Linears, forward and backward
+@pytest.mark.parametrize("depth", [1, 6])
+def test_a_chain_needs_two_gradient_buffers_of_its_width_at_any_depth_and_its_memory_adds_up(device, rng, depth, act):
+    vb.manual_seed(depth)
+    model, twin = chain(depth, act)
+    handing_out_distinct_buffers(model)
+    twin = torch_twin(twin, model, torch.float64)
+    x, y = rng.standard_normal((BATCH, IN)), rng.standard_normal((BATCH, OUT))
+    trainer = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device)
+    check_step_against_twin(trainer, x, y, twin, F.mse_loss(twin(torch.tensor(x)), torch.tensor(y)))
+    # dL/d(output), then two of the hidden width in turn: one being read while the next is written.
+    made = collections.Counter(b.shape for b in trainer.plan.grad_pool.made)
+    assert made == {(BATCH, OUT): 1, (BATCH, WIDTH): 2}
+
+    memory = trainer.device_memory()
+    params = sum(p.size for p in model.state_dict().values()) * 4
+    hidden = len(model.calls) - 1   # outputs of the hidden width, each in a buffer of its own ...
+    fused = depth + 1 if act == "ReLU" else 0   # ... but a Linear's that stores its ReLU's output
+    assert memory == {
+        "parameters": params,
+        "activations": 4 * BATCH * (IN + WIDTH * (hidden - fused) + OUT),
+        "activation gradients": 4 * BATCH * (OUT + 2 * WIDTH),
+        "parameter gradients": params,
+        "optimizer state": 0,
+        "other": memory["other"]}
+    assert memory["other"] >= 4 * (BATCH * OUT + 1)   # the targets and the loss among them
+
+
+def test_long_lived_and_added_gradients_match_torch(device, rng):
+    """h's gradient gets partials from three consumers planned far apart, so it stays taken while the
+    gradients between them come and go (and the partials' scratch comes from the same pool)."""
+    vb.manual_seed(3)
+    x = vb.Input(IN)
+    h = vb.Linear(IN, WIDTH)(x)
+    a = vb.Tanh()(vb.Linear(WIDTH, WIDTH)(vb.Tanh()(vb.Linear(WIDTH, WIDTH)(h))))
+    b = vb.Sigmoid()(vb.Linear(WIDTH, WIDTH)(vb.Add()(a, h)))
+    out = vb.Linear(WIDTH, OUT)(vb.Add()(b, h))
+    model = handing_out_distinct_buffers(vb.Model(x, out))
+    xv, yv = rng.standard_normal((BATCH, IN)), rng.standard_normal((BATCH, OUT))
+
+    def reference(p, xt):
+        ht = lin(p, "0", xt)
+        at = torch.tanh(lin(p, "3", torch.tanh(lin(p, "1", ht))))
+        bt = torch.sigmoid(lin(p, "6", at + ht))
+        return F.mse_loss(lin(p, "9", bt + ht), torch.tensor(yv))
+    trainer = check_step(model, vb.MSELoss(), xv, yv, reference, device)
+    names = [w.name for k, w in trainer.plan.train.log if k == "dispatch"]
+    assert sum(n.startswith("accumulate 0.output.grad") for n in names) == 2
+    # Nine gradients and two partials of BATCH x WIDTH in four buffers: at the inner Add, its dy, the
+    # gradients of a and h, and h's partial are all taken at once.
+    assert collections.Counter(b.shape for b in trainer.plan.grad_pool.made) == {(BATCH, OUT): 1, (BATCH, WIDTH): 4}
+
+
+def test_one_call_adding_two_partials_writes_them_apart(device, rng):
+    """s's Concat is planned after t's, so both of its input gradients are second contributions: two
+    different partials (dL/ds's halves), written by the same call, added after it."""
+    vb.manual_seed(6)
+    x = vb.Input(IN)
+    h = vb.Linear(IN, WIDTH)(x)
+    a = vb.Tanh()(h)
+    s, t = vb.Concat()(a, h), vb.Concat()(a, h)
+    model = handing_out_distinct_buffers(vb.Model(x, vb.Linear(4 * WIDTH, OUT)(vb.Concat()(s, t))))
+    xv, yv = rng.standard_normal((BATCH, IN)), rng.standard_normal((BATCH, OUT))
+
+    def reference(p, xt):
+        ht = lin(p, "0", xt)
+        st = torch.cat([torch.tanh(ht), ht], dim=1)
+        return F.mse_loss(lin(p, "5", torch.cat([st, st], dim=1)), torch.tensor(yv))
+    trainer = check_step(model, vb.MSELoss(), xv, yv, reference, device)
+    names = [w.name for k, w in trainer.plan.train.log if k == "dispatch"]
+    assert names.count("accumulate 0.output.grad") == 2 and names.count("accumulate 1.output.grad") == 1
+
+
+def test_a_layer_called_twice_in_a_chain(device, rng):
+    vb.manual_seed(4)
+    shared = vb.Linear(WIDTH, WIDTH)
+    x = vb.Input(IN)
+    h = vb.Tanh()(shared(vb.Tanh()(shared(vb.Linear(IN, WIDTH)(x)))))
+    model = handing_out_distinct_buffers(vb.Model(x, vb.Linear(WIDTH, OUT)(h)))
+    xv, yv = rng.standard_normal((BATCH, IN)), rng.standard_normal((BATCH, OUT))
+
+    def reference(p, xt):
+        t = torch.tanh(lin(p, "1", torch.tanh(lin(p, "1", lin(p, "0", xt)))))
+        return F.mse_loss(lin(p, "4", t), torch.tensor(yv))
+    trainer = check_step(model, vb.MSELoss(), xv, yv, reference, device)
+
+
+def test_device_memory_counts_optimizer_state_and_the_data_parallel_buckets(device):
+    vb.manual_seed(5)
+    model, _ = chain(2, "Tanh")
+    params = sum(p.size for p in model.state_dict().values()) * 4
+    adam = vb.Trainer(model, vb.MSELoss(), vb.Adam(lr=1e-3), BATCH, device=device).device_memory()
+    assert adam["optimizer state"] == 2 * params      # exp_avg and exp_avg_sq
+
+    single = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device).device_memory()
+    parallel = DataParallelPlan(device, model, [vb.MSELoss()], vb.SGD(lr=0.1), BATCH).device_bytes()
+    # The same buffers, plus its gradient buckets (a copy of every gradient) among the others.
+    assert {k: v for k, v in parallel.items() if k != "other"} == {k: v for k, v in single.items() if k != "other"}
+    assert parallel["other"] >= params
