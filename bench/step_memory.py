@@ -1,8 +1,9 @@
 """Benchmark: device memory a training step's plan holds, by kind (`Trainer.device_memory`), for the
 step suite's models (`vkbackprop bench --suite steps`), and the activation gradients' memory had
-each gradient its own buffer (as plans allocated them before the gradient pool). With --step, also
-the process's resident memory growth over making the plan and running one step: on lavapipe device
-memory is host memory, so this measures what the device driver really allocated.
+each gradient its own buffer (as plans allocated them before the gradient pool), and all the memory
+allocated while the Trainer was made (comparable across versions). With --step, also the process's
+peak resident memory growth over making the plan and running one step: on lavapipe device memory is
+host memory, but only the pages written become resident (a GPU commits whole allocations).
 
     .venv/bin/python bench/step_memory.py [--only small] [--step]
 """
@@ -31,6 +32,24 @@ def one_buffer_per_gradient(model, batch: int) -> int:
     return sum(4 * batch * call.output.width for call in model.calls if not getattr(call.layer, "is_view", False))
 
 
+class CountingAllocations:
+    """Within the block, the bytes of every buffer made with vb.Device.buffer (all device memory a
+    plan takes comes from there; this works on any version of vkbackprop)."""
+
+    def __enter__(self):
+        self.bytes, self._buffer = 0, vb.Device.buffer
+
+        def counted(device, *args, **kwargs):
+            buffer = self._buffer(device, *args, **kwargs)
+            self.bytes += buffer.size * buffer.dtype.itemsize
+            return buffer
+        vb.Device.buffer = counted
+        return self
+
+    def __exit__(self, *exc):
+        vb.Device.buffer = self._buffer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="the configurations whose name contains this text")
@@ -41,8 +60,9 @@ def main() -> None:
         if config.missing or (args.only and args.only not in config.name):
             continue
         before = peak_rss_bytes()
-        trainer = vb.Trainer(config.vkbackprop_model(), vb.CrossEntropyLoss(), vb.SGD(lr=0.01), config.batch)
-        print(f"{config.name}, batch {config.batch}:")
+        with CountingAllocations() as allocated:
+            trainer = vb.Trainer(config.vkbackprop_model(), vb.CrossEntropyLoss(), vb.SGD(lr=0.01), config.batch)
+        print(f"{config.name}, batch {config.batch}: {allocated.bytes / MIB:.1f} MiB allocated by making the trainer")
         if hasattr(trainer, "device_memory"):
             memory = trainer.device_memory()
             for kind, size in memory.items():

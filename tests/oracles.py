@@ -61,20 +61,41 @@ def conflicts(first, second) -> set:
     return (first.writes & (second.reads | second.writes)) | (first.reads & second.writes)
 
 
+def needs_visibility(first, second) -> set:
+    """Of `conflicts`, the buffers whose barrier must carry a memory dependency: `first` wrote them.
+    The rest (second overwrites what first only read) need only an execution dependency, which any
+    compute -> compute barrier between them gives."""
+    return first.writes & (second.reads | second.writes)
+
+
 def check_barriers_exact(log):
-    """Every conflicting pair of dispatches has a barrier on that buffer between them (sufficient),
-    and every buffer in a barrier conflicts across it (necessary)."""
+    """Sufficient: between two dispatches, a barrier on every buffer the first writes and the second
+    reads or writes, and some barrier where the second writes a buffer the first only reads.
+    Necessary: every buffer in a barrier orders a conflict with the next dispatch that no earlier
+    barrier ordered."""
     dispatches = [(i, what) for i, (kind, what) in enumerate(log) if kind == "dispatch"]
     barriers = [(i, set(what)) for i, (kind, what) in enumerate(log) if kind == "barrier"]
+
+    def barrier_between(i, j, buf=None):
+        return any(i < k < j and (buf is None or buf in bufs) for k, bufs in barriers)
     for a, (i, first) in enumerate(dispatches):
         for j, second in dispatches[a + 1:]:
-            for buf in conflicts(first, second):
-                assert any(i < k < j and buf in bufs for k, bufs in barriers), \
-                    f"no barrier on {buf.name} between {first.name} and {second.name}"
+            for buf in needs_visibility(first, second):
+                assert barrier_between(i, j, buf), f"no barrier on {buf.name} between {first.name} and {second.name}"
+            for buf in conflicts(first, second) - needs_visibility(first, second):
+                assert barrier_between(i, j), \
+                    f"no barrier between {first.name} and {second.name}, which overwrites {buf.name}"
+
+    def orders(i, first, k, buf, after) -> bool:
+        """Whether a barrier at k on buf orders a conflict of `first` (at i) with `after` that no
+        barrier between them did."""
+        if buf in needs_visibility(first, after):
+            return not barrier_between(i, k, buf)
+        return buf in conflicts(first, after) and not barrier_between(i, k)
     for k, bufs in barriers:
         after = next(d for i, d in dispatches if i > k)
         for buf in bufs:
-            assert any(buf in conflicts(d, after) for i, d in dispatches if i < k), \
+            assert any(orders(i, d, k, buf, after) for i, d in dispatches if i < k), \
                 f"barrier on {buf.name} before {after.name} orders nothing"
 
 

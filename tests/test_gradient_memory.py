@@ -4,8 +4,8 @@ Checked: steps still match PyTorch on chains, branches and a layer called twice,
 memory does not grow with its depth, and `Trainer.device_memory` adds up what the plan holds."""
 
 import collections
+from unittest import mock
 
-import numpy as np
 import pytest
 import torch
 
@@ -127,6 +127,10 @@ def test_a_layer_called_twice_in_a_chain(device, rng):
         t = torch.tanh(lin(p, "1", torch.tanh(lin(p, "1", lin(p, "0", xt)))))
         return F.mse_loss(lin(p, "4", t), torch.tensor(yv))
     trainer = check_step(model, vb.MSELoss(), xv, yv, reference, device)
+    # The shared weights' second gradient contributions are scratch from the same pool.
+    names = [w.name for k, w in trainer.plan.train.log if k == "dispatch"]
+    assert names.count("accumulate 1.weight.grad") == names.count("accumulate 1.bias.grad") == 1
+    assert {(WIDTH, WIDTH), (WIDTH,)} <= {b.shape for b in trainer.plan.grad_pool.made}
 
 
 def test_device_memory_counts_optimizer_state_and_the_data_parallel_buckets(device):
@@ -141,3 +145,22 @@ def test_device_memory_counts_optimizer_state_and_the_data_parallel_buckets(devi
     # The same buffers, plus its gradient buckets (a copy of every gradient) among the others.
     assert {k: v for k, v in parallel.items() if k != "other"} == {k: v for k, v in single.items() if k != "other"}
     assert parallel["other"] >= params
+
+
+def test_device_memory_adds_up_every_buffer_the_plan_allocated(device):
+    """The independent count: every buffer Device.buffer makes while a Trainer is built (the device's
+    shared placeholder exists already; it is not the plan's)."""
+    vb.manual_seed(7)
+    x = vb.Input(IN)
+    h = vb.Linear(IN, WIDTH)(x)
+    model = vb.Model(x, vb.Linear(WIDTH, OUT)(vb.Add()(vb.ReLU()(h), vb.Dropout(0.2)(h))))
+    device.placeholder
+    made = []
+    buffer = vb.Device.buffer
+
+    def counted(self, *args, **kwargs):
+        made.append(buffer(self, *args, **kwargs))
+        return made[-1]
+    with mock.patch.object(vb.Device, "buffer", counted):
+        trainer = vb.Trainer(model, vb.MSELoss(), vb.Adam(), BATCH, device=device)
+    assert sum(trainer.device_memory().values()) == sum(b.size * b.dtype.itemsize for b in made)

@@ -19,6 +19,17 @@ def test_tracker_hazard_kinds():
     assert t.hazards(reads={"b"}, writes={"a"}) == set()
 
 
+def test_any_barrier_settles_earlier_reads_but_only_its_own_buffers_writes():
+    """A compute -> compute barrier's execution dependency orders every earlier dispatch before every
+    later one (enough for a write after a read); a write needs a memory dependency on its buffer."""
+    t = HazardTracker()
+    t.accessed(reads={"a"}, writes={"b", "c"})
+    assert t.hazards(reads=set(), writes={"a"}) == {"a"}
+    t.ordered({"b"})
+    assert t.hazards(reads=set(), writes={"a"}) == set()            # read, then a barrier, then the write
+    assert t.hazards(reads={"c"}, writes=set()) == {"c"}            # c's write is still not visible
+
+
 def test_mlp_step_has_exactly_the_needed_barriers(device):
     model = vb.Sequential(vb.Linear(5, 7), vb.ReLU(), vb.Linear(7, 3), vb.ReLU(), vb.Linear(3, 2))
     trainer = vb.Trainer(model, vb.CrossEntropyLoss(), vb.SGD(lr=0.1), batch_size=4, device=device)
@@ -61,6 +72,22 @@ def test_oracle_detects_a_missing_barrier():
         assert "barrier on a" in str(e)
     else:
         raise AssertionError("useless barrier not detected")
+    # third overwrites a, which first only read: some barrier between them is needed, on any buffer.
+    third = SimpleNamespace(name="third", reads=frozenset(), writes=frozenset({a}))
+    try:
+        check_barriers_exact([("dispatch", first), ("dispatch", third)])
+    except AssertionError as e:
+        assert "overwrites a" in str(e)
+    else:
+        raise AssertionError("missing write-after-read barrier not detected")
+    check_barriers_exact([("dispatch", first), ("barrier", (b,)), ("dispatch", second), ("dispatch", third)])
+    try:   # the barrier on b already ordered first's read of a before third
+        check_barriers_exact([("dispatch", first), ("barrier", (b,)), ("dispatch", second),
+                              ("barrier", (a,)), ("dispatch", third)])
+    except AssertionError as e:
+        assert "barrier on a before third" in str(e)
+    else:
+        raise AssertionError("a barrier for an already ordered read not detected")
 
 
 def test_step_is_recorded_once(device, rng):

@@ -44,3 +44,39 @@ def test_recorded_step_is_clean_and_missing_barriers_are_caught():
     assert run("with-barriers") == []
     errors = run("without-barriers")
     assert any("SYNC-HAZARD-READ-AFTER-WRITE" in e for e in errors), errors[:2]
+
+
+WAR_SCRIPT = r"""
+import json, sys
+from vkbackprop import validation
+validation.enable()
+from vkbackprop.device import Device
+from vkbackprop.layers.activation import elementwise
+
+device = Device()
+a, b, c = (device.buffer(name, (64,)) for name in "abc")
+reads_a = elementwise(device, "relu/forward.comp", {"x": a, "y": b}, 64)      # reads a, writes b
+overwrites_a = elementwise(device, "relu/forward.comp", {"x": c, "y": a}, 64)  # reads c, writes a
+seq = device.sequence()
+seq.dispatch(reads_a)
+if sys.argv[1] == "barrier-on-b":
+    seq.barrier([b])
+seq.dispatch(overwrites_a)
+seq.eval()
+print(json.dumps(validation.new_messages()))
+"""
+
+
+def test_a_barrier_on_another_buffer_orders_a_write_after_a_read():
+    """The hazard tracker's premise (schedule.py), checked by synchronization validation: a write after
+    a read needs only an execution dependency, which a compute -> compute barrier on any buffer gives."""
+    env = dict(os.environ, VKBACKPROP_VALIDATE="1")
+
+    def messages(mode):
+        proc = subprocess.run([sys.executable, "-c", WAR_SCRIPT, mode], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    unordered = messages("no-barrier")
+    assert any("SYNC-HAZARD-WRITE-AFTER-READ" in m for m in unordered), unordered[:2]
+    assert messages("barrier-on-b") == []

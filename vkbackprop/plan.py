@@ -124,7 +124,8 @@ class StepPlan:
         """Bytes of device memory this plan holds, by kind, each buffer counted once (in the first
         kind listing it): parameters, activations (inputs and outputs included), activation
         gradients, parameter gradients, optimizer state, and other: any further buffer its
-        sequences bind (layers' scratch and saved values, partial sums, the loss, ...)."""
+        sequences bind (layers' scratch and saved values, partial sums, the loss, ...) but the
+        device's shared 16-byte placeholder."""
         kinds = {"parameters": self._params, "activations": self._values.values(),
                  "activation gradients": self.grad_pool.made, "parameter gradients": self.param_grads.values(),
                  "optimizer state": [b for state in self.optimizer_state.values() for b in state.values()]}
@@ -132,6 +133,7 @@ class StepPlan:
         for recorder in self.recorders():
             for kind, what in recorder.log:
                 used |= set(what.bound.values()) if kind == "dispatch" else set(what)
+        used.discard(self.device.placeholder)
         counted, sizes = set(), {}
         for kind, buffers in kinds.items():
             buffers = set(buffers) - counted

@@ -6,7 +6,13 @@ which it would race with earlier work:
 
 - read-after-write:  the dispatch reads a buffer with an unordered earlier write;
 - write-after-write: it writes a buffer with an unordered earlier write;
-- write-after-read:  it writes a buffer that an earlier dispatch reads, unordered.
+- write-after-read:  it writes a buffer that an earlier dispatch reads, with no barrier since.
+
+A barrier (compute -> compute stages, memory dependencies on its buffers) orders *every* earlier
+dispatch before every later one: its execution dependency is not limited to its buffers, and a
+write after a read needs nothing more (the Vulkan spec: write-after-read hazards can be solved with
+just an execution dependency; read-after-write and write-after-write need memory dependencies).
+So a barrier settles all unordered reads, and only its own buffers' writes.
 
 Independent dispatches (a layer's weight and input gradients, say) get no barrier between them.
 Transfers are ordered by kp itself (each dispatch waits for earlier uploads; each download waits for
@@ -28,9 +34,10 @@ class HazardTracker:
         return ((reads | writes) & self.unordered_writes) | (writes & self.unordered_reads)
 
     def ordered(self, buffers) -> None:
-        """A barrier on these buffers ordered all earlier accesses to them before all later ones."""
+        """A barrier on these buffers: their writes are visible to later dispatches, and every earlier
+        read (of any buffer) comes before every later write."""
         self.unordered_writes -= set(buffers)
-        self.unordered_reads -= set(buffers)
+        self.unordered_reads.clear()
 
     def accessed(self, reads, writes) -> None:
         self.unordered_reads |= set(reads)
