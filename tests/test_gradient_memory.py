@@ -12,22 +12,29 @@ import torch
 import vkbackprop as vb
 from oracles import check_step, check_step_against_twin, lin, torch_twin
 from vkbackprop.distributed import DataParallelPlan
+from vkbackprop.layers.base import backward_reads
 
 F = torch.nn.functional
 BATCH, IN, WIDTH, OUT = 6, 8, 12, 3
 
 
 def handing_out_distinct_buffers(model):
-    """`model` with each layer's backward checking what the plan hands it: dy, each dx and each
-    parameter gradient in a buffer of its own. A gradient buffer handed out again too early would
-    show here (e.g. a layer's dx in its dy's buffer: on a GPU, rows other workgroups are still
-    reading). Returns the model."""
+    """`model` with each layer checking the buffers the plan hands it: backward gets dy, each dx and
+    each parameter gradient in a buffer of its own, forward never its output in an input's buffer.
+    A buffer handed out again too early would show here (e.g. a layer's dx in its dy's buffer: on a
+    GPU, rows other workgroups are still reading). Returns the model."""
     for layer in model.layers:
-        def checked(io, backward=layer.backward, layer=layer):
+        if getattr(layer, "is_view", False):
+            continue     # a view's output is its input's buffer
+        def checked_forward(io, forward=layer.forward, layer=layer):
+            assert all(x is not io.y for x in io.xs), f"{layer!r}: forward got its output in an input's buffer"
+            return forward(io)
+
+        def checked_backward(io, backward=layer.backward, layer=layer):
             given = [io.dy] + [dx for dx in io.dxs if dx is not None] + list(io.grads.values())
             assert len(set(given)) == len(given), f"{layer!r}: backward got {[b.name for b in given]}"
             return backward(io)
-        layer.backward = checked
+        layer.forward, layer.backward = checked_forward, checked_backward
     return model
 
 
@@ -44,7 +51,7 @@ def chain(depth: int, act) -> tuple:
 
 @pytest.mark.parametrize("act", ["Tanh", "ReLU"])   # ReLU: fused into the Linears, forward and backward
 @pytest.mark.parametrize("depth", [1, 6])
-def test_a_chain_needs_two_gradient_buffers_of_its_width_at_any_depth_and_its_memory_adds_up(device, rng, depth, act):
+def test_a_chains_gradients_take_two_buffers_of_its_width_and_its_dead_activations_one_at_any_depth(device, rng, depth, act):
     vb.manual_seed(depth)
     model, twin = chain(depth, act)
     handing_out_distinct_buffers(model)
@@ -58,11 +65,14 @@ def test_a_chain_needs_two_gradient_buffers_of_its_width_at_any_depth_and_its_me
 
     memory = trainer.device_memory()
     params = sum(p.size for p in model.state_dict().values()) * 4
-    hidden = len(model.calls) - 1   # outputs of the hidden width, each in a buffer of its own ...
-    fused = depth + 1 if act == "ReLU" else 0   # ... but a Linear's that stores its ReLU's output
+    # Activations: the activation layers' outputs are kept (the next Linear's x, a Tanh's y). A
+    # Linear's output before a Tanh is dead once the Tanh has read it: one pooled buffer serves them
+    # all. Before a ReLU it is the ReLU's buffer (fused).
+    pooled = 1 if act == "Tanh" else 0
+    assert [b.shape for b in trainer.plan.activation_pool.made] == [(BATCH, WIDTH)] * pooled
     assert memory == {
         "parameters": params,
-        "activations": 4 * BATCH * (IN + WIDTH * (hidden - fused) + OUT),
+        "activations": 4 * BATCH * (IN + WIDTH * (depth + 1 + pooled) + OUT),
         "activation gradients": 4 * BATCH * (OUT + 2 * WIDTH),
         "parameter gradients": params,
         "optimizer state": 0,
@@ -164,3 +174,47 @@ def test_device_memory_adds_up_every_buffer_the_plan_allocated(device):
     with mock.patch.object(vb.Device, "buffer", counted):
         trainer = vb.Trainer(model, vb.MSELoss(), vb.Adam(), BATCH, device=device)
     assert sum(trainer.device_memory().values()) == sum(b.size * b.dtype.itemsize for b in made)
+
+
+def test_values_no_backward_reads_share_memory_after_their_last_reader(device, rng):
+    """LayerNorm's backward reads its input, Concat's and Add's nothing, Sigmoid's its output: the
+    LayerNorm, Concat and Add outputs are free once read, and each call's output is taken before its
+    inputs are given back (never written over what it reads)."""
+    vb.manual_seed(8)
+    x = vb.Input(IN)
+    normed = vb.LayerNorm(WIDTH)(vb.Linear(IN, WIDTH)(x))
+    joined = vb.Concat()(normed, normed)
+    model = handing_out_distinct_buffers(
+        vb.Model(x, vb.Linear(2 * WIDTH, OUT)(vb.Sigmoid()(vb.Add()(joined, joined)))))
+    xv, yv = rng.standard_normal((BATCH, IN)), rng.standard_normal((BATCH, OUT))
+
+    def reference(p, xt):
+        nt = F.layer_norm(lin(p, "0", xt), (WIDTH,), p["1.weight"], p["1.bias"])
+        jt = torch.cat([nt, nt], dim=1)
+        return F.mse_loss(lin(p, "5", torch.sigmoid(jt + jt)), torch.tensor(yv))
+    trainer = check_step(model, vb.MSELoss(), xv, yv, reference, device)
+    # LayerNorm's output, then Concat's and Add's (both taken while the one before is read).
+    assert [b.shape for b in trainer.plan.activation_pool.made] == [(BATCH, WIDTH), (BATCH, 2 * WIDTH),
+                                                                    (BATCH, 2 * WIDTH)]
+
+
+def test_a_backward_reading_what_its_layer_does_not_declare_is_refused(device):
+    """The plan's check of `backward_reads`: a Tanh claiming to need nothing while its backward reads
+    its output (read by nothing else's backward: an Add's, so the plan would reuse its memory)."""
+    class Forgetful(vb.Tanh):
+        backward_reads = ()
+    x = vb.Input(IN)
+    t = Forgetful()(vb.Linear(IN, WIDTH)(x))
+    model = vb.Model(x, vb.Linear(WIDTH, OUT)(vb.Add()(t, t)))
+    with pytest.raises(RuntimeError, match=r"tanh/backward reads \['activation \d'\].*backward_reads"):
+        vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device)
+
+
+def test_a_subclass_with_its_own_backward_keeps_its_input_and_output():
+    """What a subclass's own backward reads is unknown: both stay (its base's declaration no longer holds)."""
+    class OwnBackward(vb.Tanh):
+        def backward(self, io):
+            return super().backward(io)
+    assert backward_reads(vb.Tanh()) == ("y",) and backward_reads(OwnBackward()) == ("x", "y")
+    assert backward_reads(vb.Add()) == () and backward_reads(vb.Linear(2, 3)) == ("x",)
+    assert backward_reads(vb.LSTM(2, 3)) == ("x", "y")   # not declared: the safe default

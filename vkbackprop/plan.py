@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 
 from .layers.activation import elementwise
-from .layers.base import LayerIO
+from .layers.base import LayerIO, backward_reads
 from .optim.base import fill
 from .schedule import Recorder
 
@@ -164,25 +164,66 @@ class StepPlan:
         for call in model.calls:
             view = getattr(call.layer, "is_view", False)
             root[id(call.output)] = root[id(call.inputs[0])] if view else call.output
-        staged = {id(root[id(v)]) for v in model.outputs}
-        values = {id(v): b for v, b in zip(model.inputs, self.inputs)}
         self.labels = self._call_labels(model)
         self._root = root
         self._fused = self._fusions(model)   # producer call -> the activation call it applies as its epilogue
-        for call in model.calls:
-            out = call.output
-            if root[id(out)] is out and call not in self._fused:
-                values[id(out)] = buf(f"{self.labels[call]}.output", (batch, out.width), staged=id(out) in staged)
-        # A fused producer stores its activation's output; nothing else reads its own, so that buffer
-        # stands for it (the activation's backward reads only its output, and x for its size).
-        for call, activation in self._fused.items():
-            values[id(call.output)] = values[id(activation.output)]
-        self._values = values
+        self._values = self._allocate_activations(model)
         self.outputs = [self._value_of(v) for v in model.outputs]
         self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.params.items()}
         # Optimizer state (momentum, Adam's moments): device-only, per parameter, zeroed by `init`.
         self.optimizer_state = {name: {s: buf(f"{name}.{s}", shape) for s, shape in optimizer.state_shapes(p.shape).items()}
                                 for name, p in store.params.items()}
+
+    def _allocate_activations(self, model) -> dict:
+        """id(value) -> its buffer, for every value but views' (`_value_of`). Like PyTorch's saved
+        tensors, a value some backward reads (its layers' `backward_reads`), a model input or output
+        has a buffer of its own for the whole step. The others come from `activation_pool`: taken at
+        their producer's forward, given back after their last reader's (its output taken first, so
+        never its own input's buffer). `_check_backward_reads` refuses a backward reading one."""
+        root, fused, batch = self._root, self._fused, self.batch
+        # A fused producer stores its activation's output, which nothing but the activation reads:
+        # both values are one slot, named after the activation's output.
+        alias = {id(call.output): id(activation.output) for call, activation in fused.items()}
+
+        def slot(value) -> int:
+            r = id(root[id(value)])
+            return alias.get(r, r)
+        kept = {slot(v) for v in model.inputs + model.outputs}
+        last_read = {}
+        for i, call in enumerate(model.calls):
+            reads = backward_reads(call.layer)
+            if "y" in reads:
+                kept.add(slot(call.output))
+            for v in call.inputs:
+                last_read[slot(v)] = i
+                if "x" in reads:
+                    kept.add(slot(v))
+        staged = {slot(v) for v in model.outputs}
+        slots = {id(v): b for v, b in zip(model.inputs, self.inputs)}
+        self.activation_pool = BufferPool(self.device, "activation")
+        absorbed = set(fused.values())
+        for i, call in enumerate(model.calls):
+            out = call.output
+            if root[id(out)] is out and call not in absorbed:   # (an absorbed call's producer took its slot)
+                key, shape = slot(out), (batch, out.width)
+                if key in kept:
+                    name = f"{self.labels[fused.get(call, call)]}.output"
+                    slots[key] = self.device.buffer(name, shape, staged=key in staged)
+                else:
+                    slots[key] = self.activation_pool.take(shape)
+            for key in {slot(v) for v in call.inputs} - kept:
+                if last_read[key] == i:
+                    self.activation_pool.give(slots[key])
+        return {id(v): slots[slot(v)] for v in root.values()}
+
+    def _check_backward_reads(self) -> None:
+        """RuntimeError if a backward dispatch reads an activation whose memory forward reused: its
+        layer's `backward_reads` leaves out what its backward needs."""
+        reused = set(self.activation_pool.made)
+        for d in self.backward:
+            if d.reads & reused:
+                raise RuntimeError(f"plan: {d.name} reads {sorted(b.name for b in d.reads & reused)}, whose memory "
+                                   "forward reuses: its layer's backward_reads must name it ('x' or 'y')")
 
     def _value_of(self, value):
         return self._values[id(self._root[id(value)])]
@@ -265,6 +306,7 @@ class StepPlan:
             self.grad_pool.give(dy)   # this backward was its last reader
             self.grad_squares.update({keys[n]: b for n, b in (io.squares or {}).items()})
         self.forward, self.backward, self.inference = forward, backward, inference
+        self._check_backward_reads()
 
     def _fusions(self, model) -> dict:
         """Calls whose forward can also do the next call's activation (a Linear followed by a ReLU):

@@ -34,6 +34,7 @@ class Activation(Module):
     forward_shader: str
     backward_shader: str
     saves: str   # "x" or "y": what backward needs from the forward pass
+    backward_reads = property(lambda self: (self.saves,))
     keeps_shape = True
 
     def __repr__(self) -> str:

@@ -61,6 +61,15 @@ class LayerIO:
         return self.dxs[0]
 
 
+def backward_reads(layer) -> tuple:
+    """`layer.backward_reads`, or both ("x", "y") where a subclass brings its own backward, below the
+    class that declared them: what that backward reads is unknown (plan.py keeps both)."""
+    mro = type(layer).__mro__
+    declared = next(c for c in mro if "backward_reads" in vars(c))
+    written = next(c for c in mro if "backward" in vars(c))
+    return ("x", "y") if written is not declared and issubclass(written, declared) else tuple(layer.backward_reads)
+
+
 class Module:
     """Base class of layers. Subclasses define parameters, shapes and their dispatches.
 
@@ -76,6 +85,10 @@ class Module:
     dx_epilogues: tuple = ()         # activations (their `fusible_as`) whose backward this layer's
                                      # backward can apply to dx, the activation having produced its input
     fusible_as: str | None = None    # an activation a neighbouring layer may apply for this one (plan.py)
+    backward_reads: tuple = ("x", "y")   # what backward reads of its inputs ("x": all of them) and its
+                                         # output ("y"), like PyTorch's saved tensors: the plan may reuse
+                                         # the memory of values no backward reads once forward is past
+                                         # them (checked: a backward dispatch reading one is refused)
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Initial host values of the parameters, PyTorch names and shapes."""

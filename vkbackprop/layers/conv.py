@@ -60,6 +60,8 @@ def _slices(device, length: int, preferred: int, terms_per_iteration: int = 1,
 
 
 class Conv2d(Module):
+    backward_reads = ("x",)     # implicit GEMMs over x and dy: never its output
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", name: str | None = None):
         for what, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):

@@ -23,6 +23,7 @@ class Dropout(Module):
 
     differs_in_eval = True
     keeps_shape = True
+    backward_reads = ()         # the mask is recomputed from (seed, step, index)
 
     def __init__(self, p: float = 0.5, seed: int | None = None):
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(float(p)) \

@@ -24,6 +24,8 @@ BACKWARD_FEATURES = 16
 
 
 class Embedding(Module):
+    backward_reads = ("x",)     # the tokens
+
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  name: str | None = None):
         for what, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):

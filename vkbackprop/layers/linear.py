@@ -52,6 +52,7 @@ class Linear(Module):
             return gemm_shuffle.shuffle_dispatch(io.device, shuffle, buffers, m, n, k, constants)
         return gemm_dispatch(io.device, scalar, buffers, m, n, k, constants)
 
+    backward_reads = ("x",)     # dW = dy^T x, dx = dy W: never its output
     # A following ReLU can be applied as the forward GEMM's epilogue (one dispatch and barrier less).
     epilogues = ("relu",)
     # A preceding ReLU's backward can be applied as the input-gradient GEMM's epilogue (same saving).

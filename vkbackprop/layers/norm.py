@@ -70,6 +70,7 @@ class _BatchNorm(Module):
 
     differs_in_eval = True
     keeps_shape = True
+    backward_reads = ("x",)     # x-hat is recomputed from x and the saved statistics
     ranks: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
@@ -228,6 +229,7 @@ class LayerNorm(Module):
     The same in training and eval mode."""
 
     keeps_shape = True
+    backward_reads = ("x",)
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True):
         dims = (normalized_shape,) if _is_int(normalized_shape) else \

@@ -73,6 +73,7 @@ class _Pool2d(Module):
 
     forward_shader: str
     backward_shader: str
+    backward_reads = ()         # windows from the shape alone (MaxPool: the argmax it saved)
 
     def _output_hw(self, h: int, w: int) -> tuple[int, int]:
         raise NotImplementedError

@@ -373,6 +373,8 @@ class Narrow(Module):
     dim 0, so dim >= 1) from `start`. A copy (a slice of each row is not contiguous in the (batch,
     width) storage); backward places dy in a zeroed dx."""
 
+    backward_reads = ()
+
     def __init__(self, dim: int, start: int, length: int):
         for what, value, low in (("dim", dim, 1), ("start", start, 0), ("length", length, 1)):
             if not is_int(value) or value < low:

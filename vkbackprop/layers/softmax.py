@@ -26,6 +26,7 @@ def backward_loop_iterations(cols: int) -> int:
 class _RowwiseSoftmax(Module):
     forward_shader = ""
     backward_shader = ""
+    backward_reads = ("y",)
 
     def __init__(self, dim: int = -1):
         # Activations are (batch, features): the feature axis is dim 1, or -1 counted from the end.

@@ -13,6 +13,7 @@ class Add(Module):
     """y = x_1 + ... + x_n (n >= 2 inputs of one width); each input's gradient is dy."""
 
     keeps_shape = True
+    backward_reads = ()
 
     def __repr__(self) -> str:
         return "Add()"
@@ -41,6 +42,8 @@ class Concat(Module):
     features (dim -1 or 1); the output width is the sum. Values with per-sample shapes (C_i, H, W)
     are joined along channels with Concat(dim=1), as torch.cat(dim=1). Each input is copied into
     its column slice of y (one dispatch per input); each input's gradient is its slice of dy."""
+
+    backward_reads = ()
 
     def __init__(self, dim: int = -1):
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or int(dim) not in (-1, 1):
