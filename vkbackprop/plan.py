@@ -6,7 +6,8 @@ Gradients that receive several partials (a value read by several layers, an outp
 a layer, a layer called twice sharing its parameters) are accumulated here, once, for every layer:
 the first contribution to run writes the gradient buffer, each later one writes a scratch buffer
 that an `accumulate` dispatch adds in. Activation gradients and that scratch share buffers by
-lifetime (`BufferPool`, `StepPlan._route`).
+lifetime (`BufferPool`, `StepPlan._route`), and so do activations no backward reads
+(`StepPlan._allocate_activations`).
 """
 
 from __future__ import annotations
@@ -156,9 +157,10 @@ class StepPlan:
         self.device.write(self.dloss, np.ones(1, np.float32))   # dL/dL = 1: the base case
 
     def _allocate_device(self, model, optimizer) -> None:
-        """Device-only: activations and the parameter gradients (the activations' gradients come
-        from a pool while backward is planned: `_route`). A view's output is its input's buffer
-        ("root"), and so is its gradient: views cost no memory and no dispatch."""
+        """Device-only: activations (`_allocate_activations`) and the parameter gradients (the
+        activations' gradients come from a pool while backward is planned: `_route`). A view's
+        output is its input's buffer ("root"), and so is its gradient: views cost no memory and no
+        dispatch."""
         buf, batch, store = self.device.buffer, self.batch, model._store
         root = {id(v): v for v in model.inputs}
         for call in model.calls:
