@@ -8,6 +8,8 @@ from unittest import mock
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import vkbackprop as vb
 from oracles import check_step, check_step_against_twin, lin, torch_twin
@@ -218,3 +220,67 @@ def test_a_subclass_with_its_own_backward_keeps_its_input_and_output():
     assert backward_reads(vb.Tanh()) == ("y",) and backward_reads(OwnBackward()) == ("x", "y")
     assert backward_reads(vb.Add()) == () and backward_reads(vb.Linear(2, 3)) == ("x",)
     assert backward_reads(vb.LSTM(2, 3)) == ("x", "y")   # not declared: the safe default
+
+
+# The layers random graphs are made of, and each one's PyTorch twin on its inputs (p: torch_params).
+TWINS = {
+    vb.Linear: lambda p, name, layer, xs: lin(p, name, xs[0]),
+    vb.Tanh: lambda p, name, layer, xs: torch.tanh(xs[0]),
+    vb.ReLU: lambda p, name, layer, xs: F.relu(xs[0]),
+    vb.Sigmoid: lambda p, name, layer, xs: torch.sigmoid(xs[0]),
+    vb.Add: lambda p, name, layer, xs: sum(xs[1:], xs[0]),
+    vb.Concat: lambda p, name, layer, xs: torch.cat(xs, dim=1),
+    vb.LayerNorm: lambda p, name, layer, xs: F.layer_norm(xs[0], layer.normalized_shape, p[f"{name}.weight"],
+                                                          p[f"{name}.bias"]),
+    vb.Identity: lambda p, name, layer, xs: xs[0],
+}
+
+
+def random_graph(data) -> vb.Model:
+    """Up to 8 calls, each on values drawn from those made so far (so values fan out, join and live
+    long), widths 4 to 16, then a Linear to OUT from the last value."""
+    x = vb.Input(8)
+    values = [x]
+    for _ in range(data.draw(st.integers(1, 8))):
+        v = data.draw(st.sampled_from(values))
+        width = v.shape[0]
+        kind = data.draw(st.sampled_from(sorted(TWINS, key=lambda k: k.__name__)))
+        if kind is vb.Linear:
+            layer, inputs = vb.Linear(width, data.draw(st.sampled_from([4, 8]))), [v]
+        elif kind is vb.Add:
+            layer, inputs = vb.Add(), [v, data.draw(st.sampled_from([u for u in values if u.shape == v.shape]))]
+        elif kind is vb.Concat:
+            fitting = [u for u in values if u.shape[0] + width <= 16]
+            if not fitting:
+                continue
+            layer, inputs = vb.Concat(), [v, data.draw(st.sampled_from(fitting))]
+        elif kind is vb.LayerNorm:
+            layer, inputs = vb.LayerNorm(width), [v]
+        else:
+            layer, inputs = kind(), [v]
+        values.append(layer(*inputs))
+    return vb.Model(x, vb.Linear(values[-1].shape[0], OUT)(values[-1]))
+
+
+def torch_forward(model, p, xt):
+    """The model's output in PyTorch, call by call through the graph."""
+    done = {id(model.inputs[0]): xt}
+
+    def value(v):
+        if id(v) not in done:
+            layer = v.call.layer
+            done[id(v)] = TWINS[type(layer)](p, model.layer_names[id(layer)], layer, [value(u) for u in v.call.inputs])
+        return done[id(v)]
+    return value(model.outputs[0])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), seed=st.integers(0, 2 ** 16))
+def test_random_graphs_train_like_torch(device, rng, data, seed):
+    """Fan-out, joins, views, fusion and long-lived values in any mix: one step matches PyTorch, every
+    layer gets distinct buffers, and the barriers are exact (check_step)."""
+    vb.manual_seed(seed)
+    model = handing_out_distinct_buffers(random_graph(data))
+    xv, yv = rng.standard_normal((5, 8)), rng.standard_normal((5, OUT))
+    check_step(model, vb.MSELoss(), xv, yv,
+               lambda p, xt: F.mse_loss(torch_forward(model, p, xt), torch.tensor(yv)), device)
