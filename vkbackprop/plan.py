@@ -161,7 +161,7 @@ class StepPlan:
         activations' gradients come from a pool while backward is planned: `_route`). A view's
         output is its input's buffer ("root"), and so is its gradient: views cost no memory and no
         dispatch."""
-        buf, batch, store = self.device.buffer, self.batch, model._store
+        buf, store = self.device.buffer, model._store
         root = {id(v): v for v in model.inputs}
         for call in model.calls:
             view = getattr(call.layer, "is_view", False)
