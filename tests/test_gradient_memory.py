@@ -61,21 +61,19 @@ def test_a_chains_gradients_take_two_buffers_of_its_width_and_its_dead_activatio
     x, y = rng.standard_normal((BATCH, IN)), rng.standard_normal((BATCH, OUT))
     trainer = vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device)
     check_step_against_twin(trainer, x, y, twin, F.mse_loss(twin(torch.tensor(x)), torch.tensor(y)))
-    # dL/d(output), then two of the hidden width in turn: one being read while the next is written.
-    made = collections.Counter(b.shape for b in trainer.plan.grad_pool.made)
+    # Gradients: dL/d(output), then two of the hidden width in turn (one read while the next is
+    # written). Activations: the activation layers' outputs are kept (the next Linear's x, a Tanh's
+    # y). A Linear's output before a Tanh is dead once the Tanh has read it: one pooled buffer serves
+    # them all, and later one of the gradients. Before a ReLU it is the ReLU's buffer (fused).
+    made = collections.Counter(b.shape for b in trainer.plan.pool.made)
     assert made == {(BATCH, OUT): 1, (BATCH, WIDTH): 2}
-
     memory = trainer.device_memory()
     params = sum(p.size for p in model.state_dict().values()) * 4
-    # Activations: the activation layers' outputs are kept (the next Linear's x, a Tanh's y). A
-    # Linear's output before a Tanh is dead once the Tanh has read it: one pooled buffer serves them
-    # all. Before a ReLU it is the ReLU's buffer (fused).
-    pooled = 1 if act == "Tanh" else 0
-    assert [b.shape for b in trainer.plan.activation_pool.made] == [(BATCH, WIDTH)] * pooled
+    pooled = 1 if act == "Tanh" else 0     # pooled buffers holding an activation count as activations
     assert memory == {
         "parameters": params,
         "activations": 4 * BATCH * (IN + WIDTH * (depth + 1 + pooled) + OUT),
-        "activation gradients": 4 * BATCH * (OUT + 2 * WIDTH),
+        "activation gradients": 4 * BATCH * (OUT + (2 - pooled) * WIDTH),
         "parameter gradients": params,
         "optimizer state": 0,
         "other": memory["other"]}
@@ -103,8 +101,9 @@ def test_long_lived_and_added_gradients_match_torch(device, rng):
     names = [w.name for k, w in trainer.plan.train.log if k == "dispatch"]
     assert sum(n.startswith("accumulate 0.output.grad") for n in names) == 2
     # Nine gradients and two partials of BATCH x WIDTH in four buffers: at the inner Add, its dy, the
-    # gradients of a and h, and h's partial are all taken at once.
-    assert collections.Counter(b.shape for b in trainer.plan.grad_pool.made) == {(BATCH, OUT): 1, (BATCH, WIDTH): 4}
+    # gradients of a and h, and h's partial are all taken at once. (One of them held the Linear
+    # outputs before Tanh and Sigmoid in forward.)
+    assert collections.Counter(b.shape for b in trainer.plan.pool.made) == {(BATCH, OUT): 1, (BATCH, WIDTH): 4}
 
 
 def test_one_call_adding_two_partials_writes_them_apart(device, rng):
@@ -142,7 +141,7 @@ def test_a_layer_called_twice_in_a_chain(device, rng):
     # The shared weights' second gradient contributions are scratch from the same pool.
     names = [w.name for k, w in trainer.plan.train.log if k == "dispatch"]
     assert names.count("accumulate 1.weight.grad") == names.count("accumulate 1.bias.grad") == 1
-    assert {(WIDTH, WIDTH), (WIDTH,)} <= {b.shape for b in trainer.plan.grad_pool.made}
+    assert {(WIDTH, WIDTH), (WIDTH,)} <= {b.shape for b in trainer.plan.pool.made}
 
 
 def test_device_memory_counts_optimizer_state_and_the_data_parallel_buckets(device):
@@ -186,8 +185,8 @@ def test_values_no_backward_reads_share_memory_after_their_last_reader(device, r
     x = vb.Input(IN)
     normed = vb.LayerNorm(WIDTH)(vb.Linear(IN, WIDTH)(x))
     joined = vb.Concat()(normed, normed)
-    model = handing_out_distinct_buffers(
-        vb.Model(x, vb.Linear(2 * WIDTH, OUT)(vb.Sigmoid()(vb.Add()(joined, joined)))))
+    added = vb.Add()(joined, joined)
+    model = handing_out_distinct_buffers(vb.Model(x, vb.Linear(2 * WIDTH, OUT)(vb.Sigmoid()(added))))
     xv, yv = rng.standard_normal((BATCH, IN)), rng.standard_normal((BATCH, OUT))
 
     def reference(p, xt):
@@ -196,8 +195,8 @@ def test_values_no_backward_reads_share_memory_after_their_last_reader(device, r
         return F.mse_loss(lin(p, "5", torch.sigmoid(jt + jt)), torch.tensor(yv))
     trainer = check_step(model, vb.MSELoss(), xv, yv, reference, device)
     # LayerNorm's output, then Concat's and Add's (both taken while the one before is read).
-    assert [b.shape for b in trainer.plan.activation_pool.made] == [(BATCH, WIDTH), (BATCH, 2 * WIDTH),
-                                                                    (BATCH, 2 * WIDTH)]
+    pooled = [trainer.plan._value_of(v) for v in (normed, joined, added)]
+    assert len(set(pooled)) == 3 and set(pooled) <= set(trainer.plan.pool.made)
 
 
 def test_a_backward_reading_what_its_layer_does_not_declare_is_refused(device):
@@ -208,7 +207,8 @@ def test_a_backward_reading_what_its_layer_does_not_declare_is_refused(device):
     x = vb.Input(IN)
     t = Forgetful()(vb.Linear(IN, WIDTH)(x))
     model = vb.Model(x, vb.Linear(WIDTH, OUT)(vb.Add()(t, t)))
-    with pytest.raises(RuntimeError, match=r"tanh/backward reads \['activation \d'\].*backward_reads"):
+    with pytest.raises(RuntimeError, match=r"tanh/backward reads \['pooled \d \(given back after forward\)'\]: "
+                                           r"Tanh\(\)'s backward_reads must name it"):
         vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device)
 
 

@@ -31,7 +31,7 @@ def test_flatten_then_linear_matches_torch(device, rng):
     assert not any("flatten" in n.lower() or "reshape" in n.lower() for n in names)
     bound = {b.name for k, w in trainer.plan.train.log if k == "dispatch" for b in w.bound.values()}
     assert not any(n.split(".")[0] in {"0", "3", "4", "5"} for n in bound)
-    assert [b.shape for b in trainer.plan.grad_pool.made] == [(3, 5), (3, 24), (3, 24)]
+    assert [b.shape for b in trainer.plan.pool.made] == [(3, 5), (3, 24), (3, 24)]
     # (the non-finite guard reads the loss and the gradients, or the squares their GEMMs summed)
 
 

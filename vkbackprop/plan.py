@@ -7,7 +7,7 @@ a layer, a layer called twice sharing its parameters) are accumulated here, once
 the first contribution to run writes the gradient buffer, each later one writes a scratch buffer
 that an `accumulate` dispatch adds in. Activation gradients and that scratch share buffers by
 lifetime (`BufferPool`, `StepPlan._route`), and so do activations no backward reads
-(`StepPlan._allocate_activations`).
+(`StepPlan._allocate_activations`): one pool, so gradients reuse the memory of those activations.
 """
 
 from __future__ import annotations
@@ -123,12 +123,13 @@ class StepPlan:
 
     def device_bytes(self) -> dict:
         """Bytes of device memory this plan holds, by kind, each buffer counted once (in the first
-        kind listing it): parameters, activations (inputs and outputs included), activation
-        gradients, parameter gradients, optimizer state, and other: any further buffer its
-        sequences bind (layers' scratch and saved values, partial sums, the loss, ...) but the
-        device's shared 16-byte placeholder."""
+        kind listing it): parameters, activations (inputs and outputs included; a pooled buffer that
+        also holds gradients in backward counts here), activation gradients (the rest of the pool:
+        gradients and partials' scratch), parameter gradients, optimizer state, and other: any
+        further buffer its sequences bind (layers' scratch and saved values, partial sums, the
+        loss, ...) but the device's shared 16-byte placeholder."""
         kinds = {"parameters": self._params, "activations": self._values.values(),
-                 "activation gradients": self.grad_pool.made, "parameter gradients": self.param_grads.values(),
+                 "activation gradients": self.pool.made, "parameter gradients": self.param_grads.values(),
                  "optimizer state": [b for state in self.optimizer_state.values() for b in state.values()]}
         used = set()
         for recorder in self.recorders():
@@ -169,6 +170,8 @@ class StepPlan:
         self.labels = self._call_labels(model)
         self._root = root
         self._fused = self._fusions(model)   # producer call -> the activation call it applies as its epilogue
+        # Activations no backward reads, then activation gradients and partials' scratch (`_route`).
+        self.pool = BufferPool(self.device, "pooled")
         self._values = self._allocate_activations(model)
         self.outputs = [self._value_of(v) for v in model.outputs]
         self.param_grads = {name: buf(f"{name}.grad", p.shape) for name, p in store.params.items()}
@@ -179,9 +182,10 @@ class StepPlan:
     def _allocate_activations(self, model) -> dict:
         """id(value) -> its buffer, for every value but views' (`_value_of`). Like PyTorch's saved
         tensors, a value some backward reads (its layers' `backward_reads`), a model input or output
-        has a buffer of its own for the whole step. The others come from `activation_pool`: taken at
-        their producer's forward, given back after their last reader's (its output taken first, so
-        never its own input's buffer). `_check_backward_reads` refuses a backward reading one."""
+        has a buffer of its own for the whole step (`self._kept`). The others come from `self.pool`:
+        taken at their producer's forward, given back after their last reader's (its output taken
+        first, so never its own input's buffer), free for other values and then for backward's
+        gradients. `_released` makes sure no backward reads one."""
         root, fused, batch = self._root, self._fused, self.batch
         # A fused producer stores its activation's output, which nothing but the activation reads:
         # both values are one slot, named after the activation's output.
@@ -202,7 +206,6 @@ class StepPlan:
                     kept.add(slot(v))
         staged = {slot(v) for v in model.outputs}
         slots = {id(v): b for v, b in zip(model.inputs, self.inputs)}
-        self.activation_pool = BufferPool(self.device, "activation")
         absorbed = set(fused.values())
         for i, call in enumerate(model.calls):
             out = call.output
@@ -212,20 +215,21 @@ class StepPlan:
                     name = f"{self.labels[fused.get(call, call)]}.output"
                     slots[key] = self.device.buffer(name, shape, staged=key in staged)
                 else:
-                    slots[key] = self.activation_pool.take(shape)
+                    slots[key] = self.pool.take(shape)
             for key in {slot(v) for v in call.inputs} - kept:
                 if last_read[key] == i:
-                    self.activation_pool.give(slots[key])
+                    self.pool.give(slots[key])
+        self._kept = {slots[key] for key in kept}
         return {id(v): slots[slot(v)] for v in root.values()}
 
-    def _check_backward_reads(self) -> None:
-        """RuntimeError if a backward dispatch reads an activation whose memory forward reused: its
-        layer's `backward_reads` leaves out what its backward needs."""
-        reused = set(self.activation_pool.made)
-        for d in self.backward:
-            if d.reads & reused:
-                raise RuntimeError(f"plan: {d.name} reads {sorted(b.name for b in d.reads & reused)}, whose memory "
-                                   "forward reuses: its layer's backward_reads must name it ('x' or 'y')")
+    def _released(self, io: LayerIO) -> tuple:
+        """(`io` for backward, with each input and output whose memory forward gave back replaced by
+        a stand-in of its name, shape and dtype; the stand-ins). A layer's backward may read their
+        sizes, and binding one means its `backward_reads` leaves out what it reads."""
+        stand_ins = {b: dataclasses.replace(b, name=f"{b.name} (given back after forward)")
+                     for b in io.xs + [io.y] if b not in self._kept}
+        io = dataclasses.replace(io, xs=[stand_ins.get(b, b) for b in io.xs], y=stand_ins.get(io.y, io.y))
+        return io, set(stand_ins.values())
 
     def _value_of(self, value):
         return self._values[id(self._root[id(value)])]
@@ -235,19 +239,19 @@ class StepPlan:
         in reverse order: the inductive step) and `inference` (the eval-mode forward).
 
         An activation's gradient lives from its first contribution to its producer's backward, the
-        last to read it; its buffer then goes back to `grad_pool` for gradients planned later (as
+        last to read it; its buffer then goes back to `pool` for gradients planned later (as
         PyTorch frees a gradient once its producer's backward has used it), so a chain of layers
-        needs a few gradient buffers per shape, not one per layer."""
+        needs a few gradient buffers per shape, not one per layer. Forward gave back the pool's
+        activations before backward, so gradients reuse those too."""
         device, store, root = self.device, model._store, self._root
-        self.grad_pool = BufferPool(device, "activation grad")
-        router = GradientRouter(device, self.grad_pool)
+        router = GradientRouter(device, self.pool)
         live = {}   # id(root value) -> its gradient's buffer, from its first contribution to its producer's backward
 
         def contribute(value) -> tuple:
             """(the buffer the next contribution to dL/d(value) writes, the addition after it or None)."""
             r = root[id(value)]
             if id(r) not in live:
-                live[id(r)] = self.grad_pool.take((self.batch, r.width))
+                live[id(r)] = self.pool.take((self.batch, r.width))
             label = f"{r.name}.grad" if r.call is None else f"{self.labels[r.call]}.output.grad"
             return router.target(id(r), live[id(r)], label)
 
@@ -288,7 +292,8 @@ class StepPlan:
             dy = live.pop(id(call.output), None)   # every call's output reaches a model output, so has a gradient
             if dy is None:
                 raise RuntimeError(f"plan: nothing contributed to the gradient of {self.labels[call]}'s output")
-            io, adds = dataclasses.replace(ios[call], dy=dy), []
+            io, stand_ins = self._released(dataclasses.replace(ios[call], dy=dy))
+            adds = []
             keys = model.param_names(call.layer)
             if keys and self.squares_from_writers and all(writers[key] == 1 for key in keys.values()):
                 io = dataclasses.replace(io, squares={})
@@ -303,12 +308,16 @@ class StepPlan:
             for n, key in keys.items():
                 io.grads[n], add = router.target(key, self.param_grads[key], self.param_grads[key].name)
                 adds += [add] if add else []
-            backward += [_named(d, self.labels[call]) for d in call.layer.backward(io)] + adds
+            work = [_named(d, self.labels[call]) for d in call.layer.backward(io)]
+            for d in work:
+                if stand_ins & set(d.bound.values()):
+                    raise RuntimeError(f"plan: {d.name} reads {sorted(b.name for b in stand_ins & set(d.bound.values()))}: "
+                                       f"{call.layer!r}'s backward_reads must name it ('x': its inputs, 'y': its output)")
+            backward += work + adds
             router.settle()
-            self.grad_pool.give(dy)   # this backward was its last reader
+            self.pool.give(dy)   # this backward was its last reader
             self.grad_squares.update({keys[n]: b for n, b in (io.squares or {}).items()})
         self.forward, self.backward, self.inference = forward, backward, inference
-        self._check_backward_reads()
 
     def _fusions(self, model) -> dict:
         """Calls whose forward can also do the next call's activation (a Linear followed by a ReLU):
