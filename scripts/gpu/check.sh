@@ -16,7 +16,7 @@ $py -m vkbackprop devices | tee "$out/devices.txt"
 # Correctness first: the layers, models, optimizers and the step structure (no validation layer there).
 timeout 180 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tests/test_conv.py tests/test_pool.py \
     tests/test_norm.py tests/test_recurrent.py tests/test_mlp_vs_torch.py tests/test_cnn.py tests/test_tuning.py \
-    tests/test_gpu_plan.py tests/test_gradient_memory.py tests/test_schedule.py \
+    tests/test_gpu_plan.py tests/test_step_memory.py tests/test_schedule.py \
     -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
 # Speed: every tile of the scalar GEMM core's family (the data for a GPU default tile), then GEMM
 # (1024 and 4096) vs PyTorch CUDA, tuning the GEMM tiles as it plans.

@@ -1,7 +1,9 @@
-"""Activation gradients share buffers by lifetime (plan.py's gradient pool): a gradient lives from its
-first contribution to its producer's backward, then its buffer serves gradients planned later.
-Checked: steps still match PyTorch on chains, branches and a layer called twice, a chain's gradient
-memory does not grow with its depth, and `Trainer.device_memory` adds up what the plan holds."""
+"""The step's memory (plan.py's pool): an activation no backward reads lives from its producer's
+forward to its last reader's, an activation gradient from its first contribution to its producer's
+backward; then their buffers serve values planned later. Checked: steps still match PyTorch on
+chains, branches, a layer called twice and random graphs, every layer gets distinct buffers, a
+chain's pooled memory does not grow with its depth, a backward reading a given-back value is
+refused, and `Trainer.device_memory` adds up what the plan holds."""
 
 import collections
 from unittest import mock
@@ -53,7 +55,7 @@ def chain(depth: int, act) -> tuple:
 
 @pytest.mark.parametrize("act", ["Tanh", "ReLU"])   # ReLU: fused into the Linears, forward and backward
 @pytest.mark.parametrize("depth", [1, 6])
-def test_a_chains_gradients_take_two_buffers_of_its_width_and_its_dead_activations_one_at_any_depth(device, rng, depth, act):
+def test_a_chains_pooled_memory_is_two_buffers_of_its_width_at_any_depth(device, rng, depth, act):
     vb.manual_seed(depth)
     model, twin = chain(depth, act)
     handing_out_distinct_buffers(model)
