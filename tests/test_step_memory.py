@@ -214,6 +214,20 @@ def test_a_backward_reading_what_its_layer_does_not_declare_is_refused(device):
         vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), BATCH, device=device)
 
 
+def test_a_forward_saving_what_its_layer_does_not_declare_is_refused(device):
+    """An LSTM keeps its input sequence in `io.saved` for its weight gradients, where backward's
+    stand-ins cannot catch a read: claiming to read nothing, with its input a Dropout's output
+    (which no other backward reads), is refused when planned."""
+    class Forgetful(vb.LSTM):
+        backward_reads = ()
+    x = vb.Input((5, 3))
+    lstm = Forgetful(3, 4, return_state=True)
+    _, (h_n, c_n) = lstm.split(lstm(vb.Dropout(0.1)(x)))
+    model = vb.Model(x, vb.Linear(4, 2)(vb.Flatten()(vb.Add()(h_n, c_n))))
+    with pytest.raises(RuntimeError, match=r"Forgetful\(3, 4, return_state=True\) \(1\) saves \['pooled 0'\] for backward: its backward_reads"):
+        vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), 2, device=device)
+
+
 def test_a_subclass_with_its_own_backward_keeps_its_input_and_output():
     """What a subclass's own backward reads is unknown: both stay (its base's declaration no longer holds)."""
     class OwnBackward(vb.Tanh):
@@ -221,7 +235,7 @@ def test_a_subclass_with_its_own_backward_keeps_its_input_and_output():
             return super().backward(io)
     assert backward_reads(vb.Tanh()) == ("y",) and backward_reads(OwnBackward()) == ("x", "y")
     assert backward_reads(vb.Add()) == () and backward_reads(vb.Linear(2, 3)) == ("x",)
-    assert backward_reads(vb.LSTM(2, 3)) == ("x", "y")   # not declared: the safe default
+    assert backward_reads(vb.LSTM(2, 3)) == ("x",) and backward_reads(vb.Module()) == ("x", "y")   # the default
 
 
 # The layers random graphs are made of, and each one's PyTorch twin on its inputs (p: torch_params).

@@ -17,6 +17,7 @@ import dataclasses
 
 import numpy as np
 
+from .device import Buffer
 from .layers.activation import elementwise
 from .layers.base import LayerIO, backward_reads
 from .optim.base import fill
@@ -231,6 +232,14 @@ class StepPlan:
         io = dataclasses.replace(io, xs=[stand_ins.get(b, b) for b in io.xs], y=stand_ins.get(io.y, io.y))
         return io, set(stand_ins.values())
 
+    def _check_saved(self, call, io: LayerIO) -> None:
+        """RuntimeError if forward kept, for its backward (`io.saved`), an input or output whose memory
+        is given back after forward: the stand-ins of `_released` would not see backward read it."""
+        held = {b for b in io.xs + [io.y] if b not in self._kept} & _buffers_in(io.saved)
+        if held:
+            raise RuntimeError(f"plan: {call.layer!r} ({self.labels[call]}) saves {sorted(b.name for b in held)} "
+                               "for backward: its backward_reads must name it ('x': its inputs, 'y': its output)")
+
     def _value_of(self, value):
         return self._values[id(self._root[id(value)])]
 
@@ -276,6 +285,7 @@ class StepPlan:
             if call in fused:   # (its y already is the activation's output buffer)
                 io = dataclasses.replace(io, epilogue=fused[call].layer.fusible_as)
             work = [_named(d, self.labels[call]) for d in call.layer.forward(io)]
+            self._check_saved(call, io)
             forward += work
             if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
                 eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={}, saved={})
@@ -444,6 +454,15 @@ class StepPlan:
             labels[call] = name if k == 0 else f"{name}@{k}"
             seen[name] = k + 1
         return labels
+
+
+def _buffers_in(value) -> set:
+    """Every Buffer in a nest of dicts, lists and tuples (a layer's `saved`)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return set().union(*map(_buffers_in, value))
+    return {value} if isinstance(value, Buffer) else set()
 
 
 def _named(dispatch, label: str):

@@ -91,6 +91,8 @@ class Recurrent(Module):
     """The shared machinery of RNN, LSTM and GRU (see the module docstring)."""
 
     cell: Cell
+    backward_reads = ("x",)     # the input sequence and lengths (saved by forward); the states it
+                                # needs are its own saved copies, never its output
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
