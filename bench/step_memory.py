@@ -55,10 +55,12 @@ def main() -> None:
     parser.add_argument("--only", help="the configurations whose name contains this text")
     parser.add_argument("--step", action="store_true", help="also run one step and report resident memory growth")
     args = parser.parse_args()
+    configs = [c for c in suite_configs() if not c.missing and (not args.only or args.only in c.name)]
+    if args.step and len(configs) != 1:
+        # ru_maxrss is the process's peak: a second model's growth would hide under the first's.
+        parser.error(f"--step measures one model per process; --only matches {len(configs)}")
     rng = np.random.default_rng(0)
-    for config in suite_configs():
-        if config.missing or (args.only and args.only not in config.name):
-            continue
+    for config in configs:
         before = peak_rss_bytes()
         with CountingAllocations() as allocated:
             trainer = vb.Trainer(config.vkbackprop_model(), vb.CrossEntropyLoss(), vb.SGD(lr=0.01), config.batch)

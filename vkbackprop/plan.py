@@ -228,14 +228,18 @@ class StepPlan:
         a stand-in of its name, shape and dtype; the stand-ins). A layer's backward may read their
         sizes, and binding one means its `backward_reads` leaves out what it reads."""
         stand_ins = {b: dataclasses.replace(b, name=f"{b.name} (given back after forward)")
-                     for b in io.xs + [io.y] if b not in self._kept}
+                     for b in self._given_back(io)}
         io = dataclasses.replace(io, xs=[stand_ins.get(b, b) for b in io.xs], y=stand_ins.get(io.y, io.y))
         return io, set(stand_ins.values())
+
+    def _given_back(self, io: LayerIO) -> set:
+        """The buffers of the call's inputs and output whose memory forward gives back (pooled)."""
+        return {b for b in io.xs + [io.y] if b not in self._kept}
 
     def _check_saved(self, call, io: LayerIO) -> None:
         """RuntimeError if forward kept, for its backward (`io.saved`), an input or output whose memory
         is given back after forward: the stand-ins of `_released` would not see backward read it."""
-        held = {b for b in io.xs + [io.y] if b not in self._kept} & _buffers_in(io.saved)
+        held = self._given_back(io) & _buffers_in(io.saved)
         if held:
             raise RuntimeError(f"plan: {call.layer!r} ({self.labels[call]}) saves {sorted(b.name for b in held)} "
                                "for backward: its backward_reads must name it ('x': its inputs, 'y': its output)")
