@@ -1,7 +1,9 @@
 """Conv2d: the float64 reference vs central finite differences; the GPU vs the reference and vs
 PyTorch autograd on drawn geometries (odd sizes, stride, padding incl. 'same', dilation, groups,
-batch 1, 1x1 kernels, bias on/off); the split-K weight and bias gradients; bad arguments and shapes
-rejected before any GPU work; one SGD step of a small CNN vs PyTorch."""
+batch 1, 1x1 kernels, bias on/off), on either GEMM core (the vec4 + subgroup-shuffle core takes
+geometries whose rows split into quads: its own list and fuzz); the split-K weight and bias
+gradients; bad arguments and shapes rejected before any GPU work; one SGD step of a small CNN vs
+PyTorch."""
 
 import math
 
@@ -15,6 +17,7 @@ import vkbackprop as vb
 from vkbackprop.gradcheck import run_layer
 from vkbackprop.layers import conv as conv_module
 from vkbackprop.layers.base import LayerIO
+from vkbackprop.layers import gemm_shuffle
 from vkbackprop.layers.conv import Conv2d
 from vkbackprop.reference import conv as ref
 from vkbackprop.reference.layers import numerical_gradient
@@ -133,17 +136,95 @@ def test_gpu_matches_reference_and_torch(device, geometry, need_dx, seed):
     check_gpu(device, np.random.default_rng(seed), layer, batch, shape, need_dx)
 
 
-def test_cifar_shaped_layer(device, rng):
-    check_gpu(device, rng, Conv2d(16, 32, 3, padding=1), 8, (16, 32, 32))
+@pytest.mark.parametrize("kernel", ["auto", "scalar"])
+def test_cifar_shaped_layer(device, rng, monkeypatch, kernel):
+    """On lavapipe "auto" takes the shuffle core, "scalar" the core GPUs take."""
+    monkeypatch.setenv(gemm_shuffle.KERNEL_ENV, kernel)
+    layer, batch, shape = Conv2d(16, 32, 3, padding=1), 8, (16, 32, 32)
+    assert _gemm_shaders(device, layer, batch, shape) == _expected_shaders(device, forward=True, weight=True,
+                                                                           input=True)
+    check_gpu(device, rng, layer, batch, shape)
 
 
-def planned_io(device, layer, batch, shape):
-    """Buffers for one call of `layer` (no dx), to plan its dispatches without running them."""
+# --- the vec4 + subgroup-shuffle core ----------------------------------------------------------
+
+
+def _gemm_shaders(device, layer, batch, shape) -> list:
+    """The GEMM shaders of a layer's forward, weight gradient and input gradient, in that order
+    (planned only)."""
+    io = planned_io(device, layer, batch, shape, need_dx=True)
+    names = [d.name for d in layer.forward(io) + layer.backward(io)]
+    return [n for n in names if n.split("/")[1].startswith(("forward", "backward_weight", "backward_input"))]
+
+
+def _expected_shaders(device, forward: bool, weight: bool, input: bool) -> list:
+    """The GEMM shaders a layer plans where the shuffle core's conditions hold for the passes marked
+    True, on a device that takes that core (lavapipe, or VKBACKPROP_GEMM_KERNEL=shuffle)."""
+    takes = gemm_shuffle.applies(device, 4, 4, 4, True)
+    return [f"conv2d/{name}{'_shuffle' if takes and quads else ''}.comp"
+            for name, quads in (("forward", forward), ("backward_weight", weight), ("backward_input", input))]
+
+
+# (layer, batch, input shape, which passes the shuffle core takes: forward, weight gradient, input
+# gradient). Forward and the weight gradient need out width % 4 == 0, the input gradient in width
+# % 4 == 0, each its reduction (group channels x taps) in quads and the images it reads in quads.
+SHUFFLE_CASES = [
+    (Conv2d(4, 8, 3, padding=1), 2, (4, 6, 8), (True, True, True)),
+    (Conv2d(8, 4, 3, stride=2, padding=1, bias=False), 3, (8, 7, 8), (True, True, True)),   # every other column
+    (Conv2d(4, 8, 3, stride=2, padding=1), 2, (4, 5, 7), (True, True, False)),   # the last window in the padding
+    (Conv2d(4, 4, (2, 3), stride=(1, 3), padding=(0, 2), dilation=(2, 1)), 2, (4, 6, 12), (False, False, True)),
+    (Conv2d(4, 8, (3, 1), stride=(2, 3), padding=(1, 0)), 1, (4, 5, 12), (True, True, True)),  # stride 3 along rows
+    (Conv2d(6, 8, (3, 2), padding=(1, 2), dilation=(1, 2), groups=2), 2, (6, 7, 12), (False, False, True)),
+    (Conv2d(8, 8, 3, padding=2, dilation=2, groups=2), 2, (8, 5, 8), (True, True, True)),
+    (Conv2d(4, 4, 4, padding="same", dilation=2), 1, (4, 6, 8), (True, True, True)),   # pads one more right
+    (Conv2d(8, 4, 1), 2, (8, 5, 4), (True, True, True)),
+    (Conv2d(4, 8, 2, stride=2), 1, (4, 8, 16), (True, True, True)),
+    (Conv2d(3, 8, 3, padding=1), 2, (3, 8, 8), (False, True, True)),   # y sums 27 terms: not in quads
+    (Conv2d(1, 4, 2), 1, (1, 3, 5), (False, False, False)),   # 4 output columns, but x holds 15 values
+    (Conv2d(4, 8, 3, padding=1), 3, (4, 4, 4), (True, True, True)),   # one quad per row, padding on both sides
+]
+
+
+@pytest.mark.parametrize("layer, batch, shape, quads", SHUFFLE_CASES, ids=lambda v: repr(v) if isinstance(v, Conv2d) else None)
+def test_shuffle_core_geometries(device, rng, layer, batch, shape, quads):
+    """Stride along rows and columns, dilation, groups, padding incl. 'same' with an even kernel, no
+    bias, 1x1, batch 1; passes whose shapes do not split into quads take the scalar core."""
+    assert _gemm_shaders(device, layer, batch, shape) == _expected_shaders(device, *quads)
+    check_gpu(device, rng, layer, batch, shape)
+
+
+@st.composite
+def quad_geometries(draw):
+    """Geometries every pass of which the shuffle core takes: channels per group in quads, rows of 4 to 12
+    columns kept by a stride-1 'same' window along them; along the height any kernel 1..4, stride
+    1..3, padding 0..2, dilation 1..3, from 1 row up."""
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * 4 * draw(st.integers(1, 2)), groups * 4 * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 4)), draw(st.sampled_from([1, 3, 5])))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), dilation[1] * (kernel[1] - 1) // 2)
+    stride = (draw(st.integers(1, 3)), 1)
+    height = max(1, dilation[0] * (kernel[0] - 1) + 1 - 2 * padding[0]) + draw(st.integers(0, 4))
+    layer = Conv2d(c_in, c_out, kernel, stride, padding, dilation, groups, bias=draw(st.booleans()))
+    return layer, draw(st.integers(1, 3)), (c_in, height, 4 * draw(st.integers(1, 3)))
+
+
+@SETTINGS
+@given(geometry=quad_geometries(), seed=st.integers(0, 2**31))
+def test_shuffle_core_matches_reference_and_torch(device, geometry, seed):
+    layer, batch, shape = geometry
+    assert _gemm_shaders(device, layer, batch, shape) == _expected_shaders(device, True, True, True)
+    check_gpu(device, np.random.default_rng(seed), layer, batch, shape)
+
+
+def planned_io(device, layer, batch, shape, need_dx=False):
+    """Buffers for one call of `layer`, to plan its dispatches without running them."""
     out = layer.output_shape(shape)
     buf = lambda name, shape: device.buffer(name, shape)
     params = {n: buf(n, v.shape) for n, v in layer.parameters().items()}
     return LayerIO(device, batch, xs=[buf("x", (batch, math.prod(shape)))], y=buf("y", (batch, math.prod(out))),
-                   params=params, dy=buf("dy", (batch, math.prod(out))), dxs=[None],
+                   params=params, dy=buf("dy", (batch, math.prod(out))),
+                   dxs=[buf("dx", (batch, math.prod(shape))) if need_dx else None],
                    grads={n: buf(f"{n}.grad", v.shape) for n, v in params.items()}, in_shapes=[shape], out_shape=out)
 
 
@@ -162,12 +243,16 @@ def test_split_reductions(device, rng, monkeypatch):
     check_gpu(device, rng, layer, batch, shape)
 
 
-def test_split_follows_the_loop_limit(device, rng, monkeypatch):
-    """On a device with a loop limit, a reduction longer than it is split even with large slices."""
+@pytest.mark.parametrize("kernel", ["auto", "scalar"])
+def test_split_follows_the_loop_limit(device, rng, monkeypatch, kernel):
+    """On a device with a loop limit, a reduction longer than it is split even with large slices
+    (on the shuffle core one loop iteration sums a quad of terms)."""
+    monkeypatch.setenv(gemm_shuffle.KERNEL_ENV, kernel)
     monkeypatch.setattr(conv_module, "GEMM_SLICE_TERMS", 10**9)
-    monkeypatch.setattr(type(device), "loop_limit", property(lambda self: 600))
+    monkeypatch.setattr(type(device), "loop_limit", property(lambda self: 300))
     layer, batch, shape = Conv2d(2, 3, 3, padding=1), 4, (2, 16, 16)     # 1,024 terms per gradient
-    assert _recorded_names(device, layer, batch, shape)[:2] == ["conv2d/backward_weight.comp", "conv2d/sum_slices.comp"]
+    weight = _expected_shaders(device, False, True, False)[1]
+    assert _recorded_names(device, layer, batch, shape)[:2] == [weight, "conv2d/sum_slices.comp"]
     check_gpu(device, rng, layer, batch, shape)
 
 
@@ -217,12 +302,14 @@ def test_bad_input_shapes(device, shapes, words):
             vb.Sequential(layer, input_shape=shapes[0])
 
 
-def test_too_long_reduction_is_rejected_before_gpu_work(device, monkeypatch):
+@pytest.mark.parametrize("width", [5, 6])   # 3 output columns: the scalar core; 4: the shuffle core on lavapipe
+def test_too_long_reduction_is_rejected_before_gpu_work(device, monkeypatch, width):
     """Forward's reduction (in channels x taps) is not split: over the loop limit it is refused."""
     layer = Conv2d(16, 4, 3)
-    io = planned_io(device, layer, 1, (16, 5, 5))
+    io = planned_io(device, layer, 1, (16, 5, width))
+    shader = _expected_shaders(device, width == 6, False, False)[0]
     monkeypatch.setattr(type(device), "loop_limit", property(lambda self: 100))
-    with no_gpu_work(), pytest.raises(ValueError, match="conv2d/forward.comp .*144.* loop iterations"):
+    with no_gpu_work(), pytest.raises(ValueError, match=f"{shader} .*144.* loop iterations"):
         layer.forward(io)
 
 

@@ -23,6 +23,14 @@
 // squared norm, so nothing has to read the gradient again for it. Requirements, checked in Python
 // (vkbackprop/layers/gemm_shuffle.py): K % 4 == 0, except with A [K][M] and B [K][N]; N % 4 == 0
 // when B is [K][N]; M % 4 == 0 and SHARE % 4 == 0 when A is [K][M]; TM a multiple of SHARE.
+//
+// An includer whose A or B is no plain matrix (an implicit GEMM gathering its B from an image) may
+// define the quads the core reads instead of A4 / B4:
+//   A_QUAD(m, k4)     A[m][4k4 .. 4k4 + 3] (A stored [M][K] only)
+//   B_ROW4(k, n0)     B[k][n0 .. n0 + 3], n0 % 4 == 0 (B_N_CONTIGUOUS 1)
+//   B_COLUMN4(n, k4)  B[4k4 .. 4k4 + 3][n] (B_N_CONTIGUOUS 0)
+//   K4_FIRST, K4_LAST the quads [K4_FIRST, K4_LAST) of the reduction to sum (split-K; default all
+//                     K / 4; the row sums always cover [0, K))
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
@@ -41,6 +49,19 @@ layout(local_size_x_id = GEMM_CONSTANTS + 3) in;
 #ifndef A_M_CONTIGUOUS
 #define A_M_CONTIGUOUS 0
 #endif
+#ifndef A_QUAD
+#define A_QUAD(m, k4) A4(((m) * K) / 4 + (k4))
+#endif
+#ifndef B_ROW4
+#define B_ROW4(k, n0) B4(((k) * N + (n0)) / 4)
+#endif
+#ifndef B_COLUMN4
+#define B_COLUMN4(n, k4) B4(((n) * K) / 4 + (k4))
+#endif
+#ifndef K4_FIRST
+#define K4_FIRST 0
+#define K4_LAST (K / 4)
+#endif
 
 // A lane's first column n0, clamped to the last quad: every lane runs the whole loop, and columns
 // past N repeat the last one (never stored).
@@ -50,10 +71,10 @@ uint clamped_column(const uint n0) { return min(n0, ((N + 3) / 4 - 1) * 4); }
 void load_b(const uint k4, uint n0, out vec4 bq[4]) {
     n0 = clamped_column(n0);
 #if B_N_CONTIGUOUS
-    [[unroll]] for (uint q = 0; q < 4; ++q) bq[q] = B4(((k4 * 4 + q) * N + n0) / 4);
+    [[unroll]] for (uint q = 0; q < 4; ++q) bq[q] = B_ROW4(k4 * 4 + q, n0);
 #else
     vec4 rows[4];   // B[n0 + j][4k4 .. 4k4 + 3], then a 4x4 transpose in registers
-    [[unroll]] for (uint j = 0; j < 4; ++j) rows[j] = B4((min(n0 + j, N - 1) * K) / 4 + k4);
+    [[unroll]] for (uint j = 0; j < 4; ++j) rows[j] = B_COLUMN4(min(n0 + j, N - 1), k4);
     [[unroll]] for (uint q = 0; q < 4; ++q) bq[q] = vec4(rows[0][q], rows[1][q], rows[2][q], rows[3][q]);
 #endif
 }
@@ -65,7 +86,7 @@ vec4 load_a_row(const uint m, const uint k4) {
     [[unroll]] for (uint q = 0; q < 4; ++q) a[q] = A4(((k4 * 4 + q) * M + m) / 4)[m % 4];
     return a;
 #else
-    return A4((m * K) / 4 + k4);
+    return A_QUAD(m, k4);
 #endif
 }
 
@@ -75,7 +96,7 @@ vec4 load_a_shared(const uint rows, const uint k4, const uint lane) {
 #if A_M_CONTIGUOUS
     return A4(((k4 * 4 + lane % 4) * M + min(rows + 4 * (lane / 4), M - 4)) / 4);
 #else
-    return A4((min(rows + lane, M - 1) * K) / 4 + k4);
+    return A_QUAD(min(rows + lane, M - 1), k4);
 #endif
 }
 
@@ -103,7 +124,7 @@ vec4 shared_row(const uint i) {
 // loop cost ~12% on lavapipe, which runs the masked-off loads as well.
 void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4 acc[TM][NC]) {
     const uint lane = gl_SubgroupInvocationID;
-    for (uint k4 = 0; k4 < K / 4; ++k4) {
+    for (uint k4 = K4_FIRST; k4 < K4_LAST; ++k4) {
         vec4 bq[NC][4];
         [[unroll]] for (uint c = 0; c < NC; ++c) load_b(k4, n_start + 4 * c, bq[c]);
         if (shared_a)

@@ -22,12 +22,15 @@ from .. import random
 from .activation import elementwise
 from .arguments import is_int as _is_int, pair as _pair
 from .base import LayerIO, Module
-from . import gemm
+from . import gemm, gemm_shuffle
 from .gemm import gemm_dispatch, loop_iterations
 
 _FORWARD = "conv2d/forward.comp"
+_FORWARD_SHUFFLE = "conv2d/forward_shuffle.comp"
 _BACKWARD_INPUT = "conv2d/backward_input.comp"
+_BACKWARD_INPUT_SHUFFLE = "conv2d/backward_input_shuffle.comp"
 _BACKWARD_WEIGHT = "conv2d/backward_weight.comp"
+_BACKWARD_WEIGHT_SHUFFLE = "conv2d/backward_weight_shuffle.comp"
 _BACKWARD_BIAS = "conv2d/backward_bias.comp"
 _SUM_SLICES = "conv2d/sum_slices.comp"
 
@@ -39,12 +42,28 @@ CPU_TILE = gemm.CPU_TILE
 # far below lavapipe's limit and spreads a long reduction over many workgroups (e.g. 16 slices x 4
 # workgroups for a 32-channel 3x3 layer at batch 64, 32x32, instead of 4 workgroups).
 GEMM_SLICE_TERMS = 4096
+# The shuffle core's tile for GEMMs of fewer than 32 rows (`_shuffle_tile`).
+HALF_ROWS_TILE = {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8}
 # The same for the bias gradient, whose workgroup of 256 invocations sums a slice: 64 terms each.
 BIAS_SLICE_TERMS = 256 * 64
 
 
 def _tile(device) -> dict:
     return CPU_TILE if device.properties["device_type"] == "Cpu" else gemm.TILE
+
+
+def _shuffle_tile(rows: int) -> dict:
+    """The shuffle core's default tile for a convolution GEMM of `rows` rows (channels): its TILE
+    of 32 rows, or for fewer rows 16 rows x 8 columns a lane (one of its TILES) rather than leave
+    half of each tile's rows idle (64x16x32x32 -> 16 channels, 3x3, forward on lavapipe: 6.7 ms
+    against 11.0; both 32 vec4 accumulators, so quick to compile)."""
+    return gemm_shuffle.TILE if rows >= gemm_shuffle.TILE["TM"] else HALF_ROWS_TILE
+
+
+def _whole_quads(*buffers) -> bool:
+    """Whether the shuffle shaders can read these buffers as vec4 quads (common/vec4_input.glsl):
+    sizes that are multiples of 4, so no value lies in a partial last quad."""
+    return all(b.size % 4 == 0 for b in buffers)
 
 
 def _slices(device, length: int, preferred: int, terms_per_iteration: int = 1,
@@ -151,11 +170,16 @@ class Conv2d(Module):
     def forward(self, io: LayerIO) -> list:
         geometry = self._geometry(io)
         bias = io.params["bias"] if self.bias else io.device.placeholder
-        rows, taps = self.out_channels // self.groups, math.prod(self.kernel_size)
-        return [gemm_dispatch(io.device, _FORWARD, {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y},
-                              rows, io.batch * geometry["OUT_H"] * geometry["OUT_W"],
-                              self.in_channels // self.groups * taps, dict(geometry, HAS_BIAS=self.bias),
-                              z=self.groups, tile=_tile(io.device))]
+        buffers = {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y}
+        rows, columns = self.out_channels // self.groups, io.batch * geometry["OUT_H"] * geometry["OUT_W"]
+        terms, constants = self.in_channels // self.groups * math.prod(self.kernel_size), dict(geometry, HAS_BIAS=self.bias)
+        # The shuffle core's lanes take four neighbouring columns of one output row.
+        if (geometry["OUT_W"] % 4 == 0 and _whole_quads(io.x)
+                and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True)):
+            return [gemm_shuffle.shuffle_dispatch(io.device, _FORWARD_SHUFFLE, buffers, rows, columns, terms, constants,
+                                                  z=self.groups, tile=_shuffle_tile(rows))]
+        return [gemm_dispatch(io.device, _FORWARD, buffers, rows, columns, terms, constants, z=self.groups,
+                              tile=_tile(io.device))]
 
     def backward(self, io: LayerIO) -> list:
         # The gradients only read dy, x and the weight: independent dispatches, no barriers between them
@@ -165,23 +189,43 @@ class Conv2d(Module):
         if self.bias:
             work += self._bias_gradient(io, geometry)
         if io.dx is not None:
-            taps = math.prod(self.kernel_size)
-            work.append(gemm_dispatch(io.device, _BACKWARD_INPUT,
-                                      {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx},
-                                      self.in_channels // self.groups, io.batch * geometry["IN_H"] * geometry["IN_W"],
-                                      self.out_channels // self.groups * taps, geometry, z=self.groups,
-                                      tile=_tile(io.device)))
+            work.append(self._input_gradient(io, geometry))
         return work
+
+    def _input_gradient(self, io: LayerIO, geometry: dict):
+        buffers = {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx}
+        rows, columns = self.in_channels // self.groups, io.batch * geometry["IN_H"] * geometry["IN_W"]
+        terms = self.out_channels // self.groups * math.prod(self.kernel_size)
+        # The shuffle core's lanes take four neighbouring columns of one input row.
+        if (geometry["IN_W"] % 4 == 0 and _whole_quads(io.dy, io.params["weight"])
+                and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True)):
+            return gemm_shuffle.shuffle_dispatch(io.device, _BACKWARD_INPUT_SHUFFLE, buffers, rows, columns, terms,
+                                                 geometry, z=self.groups, tile=_shuffle_tile(rows))
+        return gemm_dispatch(io.device, _BACKWARD_INPUT, buffers, rows, columns, terms, geometry, z=self.groups,
+                             tile=_tile(io.device))
 
     def _weight_gradient(self, io: LayerIO, geometry: dict) -> list:
         terms = io.batch * geometry["OUT_H"] * geometry["OUT_W"]
-        slices, slice_terms = _slices(io.device, terms, GEMM_SLICE_TERMS,
-                                      fixed_iterations=loop_iterations(0, _tile(io.device)))
         dweight = io.grads["weight"]
-        target = self._slice_buffer(io, dweight, slices)
-        work = [gemm_dispatch(io.device, _BACKWARD_WEIGHT, {"dy": io.dy, "x": io.x, "dweight": target},
-                              self.out_channels // self.groups, dweight.size // self.out_channels, slice_terms,
-                              dict(geometry, SLICES=slices), z=self.groups * slices, tile=_tile(io.device))]
+        rows, columns = self.out_channels // self.groups, dweight.size // self.out_channels
+        # The shuffle core sums quads of terms: four neighbouring positions of one output row.
+        if (geometry["OUT_W"] % 4 == 0 and _whole_quads(io.x)
+                and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=False)):
+            tile = _shuffle_tile(rows)
+            slices, slice_quads = _slices(io.device, terms // 4, GEMM_SLICE_TERMS // 4,
+                                          fixed_iterations=gemm_shuffle.fixed_loop_iterations(tile))
+            target = self._slice_buffer(io, dweight, slices)
+            work = [gemm_shuffle.shuffle_dispatch(io.device, _BACKWARD_WEIGHT_SHUFFLE,
+                                                  {"dy": io.dy, "x": io.x, "dweight": target}, rows, columns,
+                                                  4 * slice_quads, dict(geometry, SLICES=slices),
+                                                  z=self.groups * slices, tile=tile)]
+        else:
+            slices, slice_terms = _slices(io.device, terms, GEMM_SLICE_TERMS,
+                                          fixed_iterations=loop_iterations(0, _tile(io.device)))
+            target = self._slice_buffer(io, dweight, slices)
+            work = [gemm_dispatch(io.device, _BACKWARD_WEIGHT, {"dy": io.dy, "x": io.x, "dweight": target},
+                                  rows, columns, slice_terms, dict(geometry, SLICES=slices), z=self.groups * slices,
+                                  tile=_tile(io.device))]
         return work + self._sum_slices(io, target, dweight, slices)
 
     def _bias_gradient(self, io: LayerIO, geometry: dict) -> list:

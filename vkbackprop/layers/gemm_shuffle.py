@@ -89,6 +89,12 @@ def tile_of(constants: dict) -> dict | None:
     return {key: constants[name] for key, name in _CONSTANTS.items()}
 
 
+def fixed_loop_iterations(tile: dict) -> int:
+    """Loop iterations one invocation may run besides the k loop's one per quad: headroom for the
+    core's short fixed loops should the compiler keep any."""
+    return 4 * (tile["TM"] * tile["NC"] + 8)
+
+
 def columns(tile: dict) -> int:
     """Output columns one workgroup of `tile` covers."""
     return 4 * tile["NC"] * tile["WG_X"]
@@ -101,16 +107,16 @@ def grid(tile: dict, m: int, n: int) -> tuple:
 
 def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
                      constants: dict | None = None, name: str | None = None, tile: dict | None = None,
-                     defines: dict | None = None, per_invocation: dict | None = None):
+                     defines: dict | None = None, per_invocation: dict | None = None, z: int = 1):
     """A dispatch of `shader` (which includes common/gemm_shuffle.glsl) computing an m x n result
     over k; check `applies` first. `tile`: the default (TILE if None); a tuned tile cached for this
     shape class wins. `defines`: the shader's own -D switches (e.g. A_M_CONTIGUOUS).
     `per_invocation`: {binding: buffer name} for outputs of one float per invocation of the grid
-    (the core's STORE_SQUARES), made here once the tile is known; `Dispatch.bound` has them."""
+    (the core's STORE_SQUARES), made here once the tile is known; `Dispatch.bound` has them. `z`
+    workgroup layers, e.g. one per convolution group (the core leaves gl_WorkGroupID.z to the shader)."""
     def check(tile):
         check_shape(tile, shader, bool((defines or {}).get("A_M_CONTIGUOUS")))
-        # The k loop over quads, plus headroom for the core's short fixed loops should the compiler keep any.
-        device.check_loop(k // 4 + 4 * (tile["TM"] * tile["NC"] + 8), f"{shader} (reduction length {k})")
+        device.check_loop(k // 4 + fixed_loop_iterations(tile), f"{shader} (reduction length {k})")
 
     reads = device.read_defines(buffers.values())   # texel or storage buffers (common/vec4_input.glsl)
 
@@ -120,7 +126,7 @@ def shuffle_dispatch(device, shader: str, buffers: dict, m: int, n: int, k: int,
         invocations = groups[0] * groups[1] * tile["WG_X"]
         outputs = {binding: device.buffer(buffer_name, (invocations,))
                    for binding, buffer_name in (per_invocation or {}).items()}
-        return device.dispatch(program, {**bound, **outputs}, groups,
+        return device.dispatch(program, {**bound, **outputs}, groups + (z,),
                                dict(M=m, N=n, K=k, **tile_constants(tile), **(constants or {})), name=name)
     return build(tuning.planned_tile(check, device, tuning_name(shader, dict(reads, **(defines or {}))),
                                      (m, n, k), TILES, tile or TILE, build, buffers))
