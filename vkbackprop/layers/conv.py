@@ -42,8 +42,6 @@ CPU_TILE = gemm.CPU_TILE
 # far below lavapipe's limit and spreads a long reduction over many workgroups (e.g. 16 slices x 4
 # workgroups for a 32-channel 3x3 layer at batch 64, 32x32, instead of 4 workgroups).
 GEMM_SLICE_TERMS = 4096
-# The shuffle core's tile for GEMMs of fewer than 32 rows (`_shuffle_tile`).
-HALF_ROWS_TILE = {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8}
 # The same for the bias gradient, whose workgroup of 256 invocations sums a slice: 64 terms each.
 BIAS_SLICE_TERMS = 256 * 64
 
@@ -52,12 +50,14 @@ def _tile(device) -> dict:
     return CPU_TILE if device.properties["device_type"] == "Cpu" else gemm.TILE
 
 
-def _shuffle_tile(rows: int) -> dict:
-    """The shuffle core's default tile for a convolution GEMM of `rows` rows (channels): its TILE
-    of 32 rows, or for fewer rows 16 rows x 8 columns a lane (one of its TILES) rather than leave
-    half of each tile's rows idle (64x16x32x32 -> 16 channels, 3x3, forward on lavapipe: 6.7 ms
-    against 11.0; both 32 vec4 accumulators, so quick to compile)."""
-    return gemm_shuffle.TILE if rows >= gemm_shuffle.TILE["TM"] else HALF_ROWS_TILE
+def _shuffle_tile(rows: int, columns: int) -> dict:
+    """The shuffle core's default tile for a convolution GEMM of rows x columns: its TILE for 32 rows
+    or more, else a 16-row tile, narrow where a wide one would leave most of its last workgroup's
+    columns idle (all of 32 vec4 accumulators or fewer: quick to compile on lavapipe)."""
+    if rows >= gemm_shuffle.TILE["TM"]:
+        return gemm_shuffle.TILE
+    wide = gemm_shuffle.HALF_ROWS_TILE
+    return wide if columns >= 4 * gemm_shuffle.columns(wide) else gemm_shuffle.NARROW_TILE
 
 
 def _whole_quads(*buffers) -> bool:
@@ -177,7 +177,7 @@ class Conv2d(Module):
         if (geometry["OUT_W"] % 4 == 0 and _whole_quads(io.x)
                 and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True)):
             return [gemm_shuffle.shuffle_dispatch(io.device, _FORWARD_SHUFFLE, buffers, rows, columns, terms, constants,
-                                                  z=self.groups, tile=_shuffle_tile(rows))]
+                                                  z=self.groups, tile=_shuffle_tile(rows, columns))]
         return [gemm_dispatch(io.device, _FORWARD, buffers, rows, columns, terms, constants, z=self.groups,
                               tile=_tile(io.device))]
 
@@ -200,7 +200,7 @@ class Conv2d(Module):
         if (geometry["IN_W"] % 4 == 0 and _whole_quads(io.dy, io.params["weight"])
                 and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True)):
             return gemm_shuffle.shuffle_dispatch(io.device, _BACKWARD_INPUT_SHUFFLE, buffers, rows, columns, terms,
-                                                 geometry, z=self.groups, tile=_shuffle_tile(rows))
+                                                 geometry, z=self.groups, tile=_shuffle_tile(rows, columns))
         return gemm_dispatch(io.device, _BACKWARD_INPUT, buffers, rows, columns, terms, geometry, z=self.groups,
                              tile=_tile(io.device))
 
@@ -211,7 +211,7 @@ class Conv2d(Module):
         # The shuffle core sums quads of terms: four neighbouring positions of one output row.
         if (geometry["OUT_W"] % 4 == 0 and _whole_quads(io.x)
                 and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=False)):
-            tile = _shuffle_tile(rows)
+            tile = _shuffle_tile(rows, columns)
             slices, slice_quads = _slices(io.device, terms // 4, GEMM_SLICE_TERMS // 4,
                                           fixed_iterations=gemm_shuffle.fixed_loop_iterations(tile))
             target = self._slice_buffer(io, dweight, slices)

@@ -17,14 +17,20 @@ TILE = {"TM": 32, "NC": 1, "WG_X": 16, "SHARE": 8}
 # For a GEMM with a handful of rows (Linear's transposed forward for few outputs, M = out_features):
 # one subgroup per workgroup, 8 rows x 4 columns per lane (M=10, N=128, K=256: 2.2x faster than TILE).
 FEW_ROWS_TILE = {"TM": 8, "NC": 1, "WG_X": 8, "SHARE": 8}
+# Convolutions of fewer than 32 channels (conv.py's defaults): 16 rows x 8 columns a lane rather than
+# leave half of TILE's rows idle (a 16-channel 3x3 forward at batch 64, 32x32: 6.7 ms against 11.0
+# on lavapipe), and 16 x 4 in workgroups of 32 columns for a weight gradient of few columns (16
+# channels x 9 taps = 144: 6.8 ms against 9.9 with 128-column workgroups).
+HALF_ROWS_TILE = {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8}
+NARROW_TILE = {"TM": 16, "NC": 1, "WG_X": 8, "SHARE": 8}
 # The family VKBACKPROP_TUNE=1 chooses from (vkbackprop/tuning.py); TM a multiple of SHARE. The
 # 64-row and 16-column tiles fit large shapes (52-55 GFLOP/s at 1024^3 for TM 32 x 16 columns) and
 # starve small ones of workgroups; 8 rows suit a handful of columns. Not TM 64 x 16 columns: llvmpipe
 # compiles a pipeline at its first dispatch, 30 s for that tile's 256 vec4 accumulators (7 s for
 # 128, 0.5 for 32; each shape is its own pipeline), and it won none of the 52 shape classes of a tuned
 # `vkbackprop bench --suite steps` (docs/benchmarks.md, session 11).
-TILES = [TILE, FEW_ROWS_TILE, {"TM": 32, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM": 64, "NC": 2, "WG_X": 8, "SHARE": 8},
-         {"TM": 32, "NC": 1, "WG_X": 32, "SHARE": 8}, {"TM": 16, "NC": 2, "WG_X": 16, "SHARE": 8},
+TILES = [TILE, FEW_ROWS_TILE, HALF_ROWS_TILE, NARROW_TILE, {"TM": 32, "NC": 4, "WG_X": 8, "SHARE": 8},
+         {"TM": 64, "NC": 2, "WG_X": 8, "SHARE": 8}, {"TM": 32, "NC": 1, "WG_X": 32, "SHARE": 8},
          {"TM": 16, "NC": 4, "WG_X": 8, "SHARE": 8}, {"TM": 8, "NC": 1, "WG_X": 32, "SHARE": 8}]
 
 # Marks the texel-read variant of a shader in the tuning cache's keys.
