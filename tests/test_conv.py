@@ -141,8 +141,7 @@ def test_cifar_shaped_layer(device, rng, monkeypatch, kernel):
     """On lavapipe "auto" takes the shuffle core, "scalar" the core GPUs take."""
     monkeypatch.setenv(gemm_shuffle.KERNEL_ENV, kernel)
     layer, batch, shape = Conv2d(16, 32, 3, padding=1), 8, (16, 32, 32)
-    assert _gemm_shaders(device, layer, batch, shape) == _expected_shaders(device, forward=True, weight=True,
-                                                                           input=True)
+    assert _gemm_shaders(device, layer, batch, shape) == _expected_shaders(device, "shuffle", "shuffle", "shuffle")
     check_gpu(device, rng, layer, batch, shape)
 
 
@@ -157,31 +156,40 @@ def _gemm_shaders(device, layer, batch, shape) -> list:
     return [n for n in names if n.split("/")[1].startswith(("forward", "backward_weight", "backward_input"))]
 
 
-def _expected_shaders(device, forward: bool, weight: bool, input: bool) -> list:
-    """The GEMM shaders a layer plans where the shuffle core's conditions hold for the passes marked
-    True, on a device that takes that core (lavapipe, or VKBACKPROP_GEMM_KERNEL=shuffle)."""
+def _expected_shaders(device, forward, weight, input) -> list:
+    """The GEMM shaders a layer plans for forward, the weight gradient and the input gradient where
+    each pass takes the named variant ("shuffle", "phases", or None for the scalar core), on a device
+    that takes the shuffle core (lavapipe, or VKBACKPROP_GEMM_KERNEL=shuffle); elsewhere the scalar core."""
     takes = gemm_shuffle.applies(device, 4, 4, 4, True)
-    return [f"conv2d/{name}{'_shuffle' if takes and quads else ''}.comp"
-            for name, quads in (("forward", forward), ("backward_weight", weight), ("backward_input", input))]
+    return [f"conv2d/{name}{'_' + variant if takes and variant else ''}.comp"
+            for name, variant in (("forward", forward), ("backward_weight", weight), ("backward_input", input))]
 
 
-# (layer, batch, input shape, which passes the shuffle core takes: forward, weight gradient, input
+S, P = "shuffle", "phases"
+# (layer, batch, input shape, the variant each pass takes: forward, weight gradient, input
 # gradient). Forward and the weight gradient need out width % 4 == 0, the input gradient in width
-# % 4 == 0, each its reduction (group channels x taps) in quads and the images it reads in quads.
+# % 4 == 0, each its reduction (group channels x taps) in quads and the images it reads in quads. A
+# strided input gradient goes by phases with dilation 1, in height and width whole strides, in
+# width / stride % 4 == 0 and out channels per group in quads.
 SHUFFLE_CASES = [
-    (Conv2d(4, 8, 3, padding=1), 2, (4, 6, 8), (True, True, True)),
-    (Conv2d(8, 4, 3, stride=2, padding=1, bias=False), 3, (8, 7, 8), (True, True, True)),   # every other column
-    (Conv2d(4, 8, 3, stride=2, padding=1), 2, (4, 5, 7), (True, True, False)),   # the last window in the padding
-    (Conv2d(4, 4, (2, 3), stride=(1, 3), padding=(0, 2), dilation=(2, 1)), 2, (4, 6, 12), (False, False, True)),
-    (Conv2d(4, 8, (3, 1), stride=(2, 3), padding=(1, 0)), 1, (4, 5, 12), (True, True, True)),  # stride 3 along rows
-    (Conv2d(6, 8, (3, 2), padding=(1, 2), dilation=(1, 2), groups=2), 2, (6, 7, 12), (False, False, True)),
-    (Conv2d(8, 8, 3, padding=2, dilation=2, groups=2), 2, (8, 5, 8), (True, True, True)),
-    (Conv2d(4, 4, 4, padding="same", dilation=2), 1, (4, 6, 8), (True, True, True)),   # pads one more right
-    (Conv2d(8, 4, 1), 2, (8, 5, 4), (True, True, True)),
-    (Conv2d(4, 8, 2, stride=2), 1, (4, 8, 16), (True, True, True)),
-    (Conv2d(3, 8, 3, padding=1), 2, (3, 8, 8), (False, True, True)),   # y sums 27 terms: not in quads
-    (Conv2d(1, 4, 2), 1, (1, 3, 5), (False, False, False)),   # 4 output columns, but x holds 15 values
-    (Conv2d(4, 8, 3, padding=1), 3, (4, 4, 4), (True, True, True)),   # one quad per row, padding on both sides
+    (Conv2d(4, 8, 3, padding=1), 2, (4, 6, 8), (S, S, S)),
+    (Conv2d(8, 4, 3, stride=2, padding=1, bias=False), 3, (8, 7, 8), (S, S, S)),   # every other column
+    (Conv2d(4, 8, 3, stride=2, padding=1), 2, (4, 5, 7), (S, S, None)),   # the last window in the padding
+    (Conv2d(4, 4, (2, 3), stride=(1, 3), padding=(0, 2), dilation=(2, 1)), 2, (4, 6, 12), (None, None, S)),
+    (Conv2d(4, 8, (3, 1), stride=(2, 3), padding=(1, 0)), 1, (4, 5, 12), (S, S, S)),  # stride 3 along rows
+    (Conv2d(6, 8, (3, 2), padding=(1, 2), dilation=(1, 2), groups=2), 2, (6, 7, 12), (None, None, S)),
+    (Conv2d(8, 8, 3, padding=2, dilation=2, groups=2), 2, (8, 5, 8), (S, S, S)),
+    (Conv2d(4, 4, 4, padding="same", dilation=2), 1, (4, 6, 8), (S, S, S)),   # pads one more right
+    (Conv2d(8, 4, 1), 2, (8, 5, 4), (S, S, S)),
+    (Conv2d(3, 8, 3, padding=1), 2, (3, 8, 8), (None, S, S)),   # y sums 27 terms: not in quads
+    (Conv2d(1, 4, 2), 1, (1, 3, 5), (None, None, None)),   # 4 output columns, but x holds 15 values
+    (Conv2d(4, 8, 3, padding=1), 3, (4, 4, 4), (S, S, S)),   # one quad per row, padding on both sides
+    (Conv2d(4, 8, 2, stride=2), 1, (4, 8, 16), (S, S, P)),
+    (Conv2d(4, 8, 3, stride=2, padding=1), 2, (4, 8, 16), (S, S, P)),   # the ResNet's strided convolution
+    (Conv2d(8, 4, 1, stride=2), 2, (8, 4, 8), (S, S, P)),   # the ResNet's projection: odd phases get no tap
+    (Conv2d(4, 4, (3, 5), stride=(3, 2), padding=(1, 2)), 2, (4, 6, 8), (S, S, P)),
+    (Conv2d(8, 8, 3, stride=2, padding=1, groups=2), 2, (8, 4, 8), (S, S, P)),
+    (Conv2d(4, 8, 3, stride=2, padding=(1, 2), dilation=(1, 2)), 1, (4, 8, 8), (S, S, S)),   # dilated: no phases
 ]
 
 
@@ -213,7 +221,30 @@ def quad_geometries(draw):
 @given(geometry=quad_geometries(), seed=st.integers(0, 2**31))
 def test_shuffle_core_matches_reference_and_torch(device, geometry, seed):
     layer, batch, shape = geometry
-    assert _gemm_shaders(device, layer, batch, shape) == _expected_shaders(device, True, True, True)
+    by_phases = layer.stride != (1, 1) and layer.dilation == (1, 1) and shape[1] % layer.stride[0] == 0
+    assert _gemm_shaders(device, layer, batch, shape) == _expected_shaders(device, S, S, P if by_phases else S)
+    check_gpu(device, np.random.default_rng(seed), layer, batch, shape)
+
+
+@st.composite
+def phase_geometries(draw):
+    """Strided geometries whose input gradient goes by phases: strides 1..3 (not both 1), kernels
+    1..4, padding 0..2, groups 1..2 with 4 or 8 out channels each and 1..3 in channels; height and
+    width whole strides, the width 4 or 8 per stride."""
+    stride = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)).filter(lambda s: s != (1, 1)))
+    kernel, padding = draw(st.tuples(st.integers(1, 4), st.integers(1, 4))), draw(st.tuples(st.integers(0, 2), st.integers(0, 2)))
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * 4 * draw(st.integers(1, 2))
+    rows = -(-max(1, kernel[0] - 2 * padding[0]) // stride[0]) + draw(st.integers(0, 2))   # at least one output row
+    layer = Conv2d(c_in, c_out, kernel, stride, padding, groups=groups, bias=draw(st.booleans()))
+    return layer, draw(st.integers(1, 2)), (c_in, stride[0] * rows, stride[1] * 4 * draw(st.integers(1, 2)))
+
+
+@SETTINGS
+@given(geometry=phase_geometries(), seed=st.integers(0, 2**31))
+def test_input_gradient_by_phases_matches_reference_and_torch(device, geometry, seed):
+    layer, batch, shape = geometry
+    assert _gemm_shaders(device, layer, batch, shape)[2] == _expected_shaders(device, None, None, P)[2]
     check_gpu(device, np.random.default_rng(seed), layer, batch, shape)
 
 
@@ -251,7 +282,7 @@ def test_split_follows_the_loop_limit(device, rng, monkeypatch, kernel):
     monkeypatch.setattr(conv_module, "GEMM_SLICE_TERMS", 10**9)
     monkeypatch.setattr(type(device), "loop_limit", property(lambda self: 300))
     layer, batch, shape = Conv2d(2, 3, 3, padding=1), 4, (2, 16, 16)     # 1,024 terms per gradient
-    weight = _expected_shaders(device, False, True, False)[1]
+    weight = _expected_shaders(device, None, S, None)[1]
     assert _recorded_names(device, layer, batch, shape)[:2] == [weight, "conv2d/sum_slices.comp"]
     check_gpu(device, rng, layer, batch, shape)
 
@@ -307,7 +338,7 @@ def test_too_long_reduction_is_rejected_before_gpu_work(device, monkeypatch, wid
     """Forward's reduction (in channels x taps) is not split: over the loop limit it is refused."""
     layer = Conv2d(16, 4, 3)
     io = planned_io(device, layer, 1, (16, 5, width))
-    shader = _expected_shaders(device, width == 6, False, False)[0]
+    shader = _expected_shaders(device, S if width == 6 else None, None, None)[0]
     monkeypatch.setattr(type(device), "loop_limit", property(lambda self: 100))
     with no_gpu_work(), pytest.raises(ValueError, match=f"{shader} .*144.* loop iterations"):
         layer.forward(io)

@@ -18,6 +18,10 @@ timeout 180 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tes
     tests/test_norm.py tests/test_recurrent.py tests/test_mlp_vs_torch.py tests/test_cnn.py tests/test_tuning.py \
     tests/test_gpu_plan.py tests/test_step_memory.py tests/test_schedule.py \
     -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
+# The convolutions on the vec4 shuffle core (lavapipe's), whose subgroup shuffles and quad gathers a
+# GPU runs with its own subgroup size and concurrency.
+VKBACKPROP_GEMM_KERNEL=shuffle timeout 40 $py -m pytest -q -x -p no:cacheprovider tests/test_conv.py \
+    -k "shuffle or phases or cifar" 2>&1 | tail -8 | tee "$out/tests_conv_shuffle.txt"
 # Speed: every tile of the scalar GEMM core's family (the data for a GPU default tile), then GEMM
 # (1024 and 4096) vs PyTorch CUDA, tuning the GEMM tiles as it plans.
 timeout 60 $py bench/gemm_tiles.py --shape 4096,4096,4096 --shape 1024,1024,1024 --shape 128,784,256 \
@@ -33,5 +37,5 @@ VKBACKPROP_GEMM_KERNEL=shuffle VKBACKPROP_TUNE=1 timeout 45 $py bench/mlp_step.p
     --json "$out/mlp_step_shuffle.json" 2>&1 | tail -14 | tee "$out/mlp_step_shuffle.txt"
 # Last, as it may not finish: the training-step suite and sweeps vs PyTorch CUDA, tuning every shape
 # class it plans (~75 classes of ~10 candidates: the driver compiles each candidate's pipeline).
-VKBACKPROP_TUNE=1 timeout 100 $py -m vkbackprop bench --suite steps --max-seconds 60 --json "$out/steps.json" --quiet \
+VKBACKPROP_TUNE=1 timeout 60 $py -m vkbackprop bench --suite steps --max-seconds 40 --json "$out/steps.json" --quiet \
     2>&1 | tail -15 | tee "$out/steps.txt"

@@ -29,6 +29,7 @@ _FORWARD = "conv2d/forward.comp"
 _FORWARD_SHUFFLE = "conv2d/forward_shuffle.comp"
 _BACKWARD_INPUT = "conv2d/backward_input.comp"
 _BACKWARD_INPUT_SHUFFLE = "conv2d/backward_input_shuffle.comp"
+_BACKWARD_INPUT_PHASES = "conv2d/backward_input_phases.comp"
 _BACKWARD_WEIGHT = "conv2d/backward_weight.comp"
 _BACKWARD_WEIGHT_SHUFFLE = "conv2d/backward_weight_shuffle.comp"
 _BACKWARD_BIAS = "conv2d/backward_bias.comp"
@@ -196,6 +197,9 @@ class Conv2d(Module):
         buffers = {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx}
         rows, columns = self.in_channels // self.groups, io.batch * geometry["IN_H"] * geometry["IN_W"]
         terms = self.out_channels // self.groups * math.prod(self.kernel_size)
+        phases = self._input_gradient_by_phases(io, geometry, buffers)
+        if phases is not None:
+            return phases
         # The shuffle core's lanes take four neighbouring columns of one input row.
         if (geometry["IN_W"] % 4 == 0 and _whole_quads(io.dy, io.params["weight"])
                 and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True)):
@@ -203,6 +207,24 @@ class Conv2d(Module):
                                                  geometry, z=self.groups, tile=_shuffle_tile(rows, columns))
         return gemm_dispatch(io.device, _BACKWARD_INPUT, buffers, rows, columns, terms, geometry, z=self.groups,
                              tile=_tile(io.device))
+
+    def _input_gradient_by_phases(self, io: LayerIO, geometry: dict, buffers: dict):
+        """A strided convolution's input gradient one phase of dx at a time (ih % stride_h, iw %
+        stride_w), each over the taps that reach it (backward_input_phases.comp), or None where
+        that does not apply: it needs dilation 1, rows and columns in whole strides, rows of a
+        phase a multiple of 4 wide, output channels per group in quads."""
+        (in_h, in_w), (stride_h, stride_w) = (geometry["IN_H"], geometry["IN_W"]), self.stride
+        group_out = self.out_channels // self.groups
+        if (self.stride == (1, 1) or self.dilation != (1, 1) or in_h % stride_h or in_w % stride_w
+                or (in_w // stride_w) % 4 or group_out % 4 or not _whole_quads(io.dy, io.params["weight"])):
+            return None
+        rows, columns = self.in_channels // self.groups, io.batch * (in_h // stride_h) * (in_w // stride_w)
+        # The longest reduction: the phases whose first tap is tap 0 on both axes.
+        terms = group_out * math.prod(-(-k // s) for k, s in zip(self.kernel_size, self.stride))
+        if not gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True):
+            return None
+        return gemm_shuffle.shuffle_dispatch(io.device, _BACKWARD_INPUT_PHASES, buffers, rows, columns, terms, geometry,
+                                             z=self.groups * stride_h * stride_w, tile=_shuffle_tile(rows, columns))
 
     def _weight_gradient(self, io: LayerIO, geometry: dict) -> list:
         terms = io.batch * geometry["OUT_H"] * geometry["OUT_W"]
