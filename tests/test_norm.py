@@ -114,16 +114,22 @@ def expected(layer, x, shape, params, state, dy, training):
 def check_layer(device, rng, layer, shape, batch, training, need_dx=True, offset=0.0, scale=1.0):
     """The layer run on the GPU (random input, parameters, state and upstream gradient, never all
     ones) vs the reference. Tolerances are relative to each quantity's size before cancellation:
-    |dy * weight| * invstd for dx, the sum of its terms' magnitudes for a parameter gradient."""
+    (|x| + |mean|) * invstd * |weight| for y, |dy * weight| * invstd for dx, the sum of its terms'
+    magnitudes for a parameter gradient."""
     x = rng.normal(offset, scale, (batch, math.prod(shape))).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     params, state = random_params(rng, layer), random_state(rng, layer)
     y, dx, grads, new_state = run_layer(device, layer, x, params, dy, need_dx=need_dx, shapes=[shape], state=state,
                                         training=training, return_state=True)
     want = expected(layer, x, shape, params, state, dy, training)
-    assert_close(y, want.y, 2e-5 * max(np.abs(want.y).max(), 1.0), "y")
+    # y = (x - mean) * invstd * weight + bias: x - mean keeps fp32's error of |x| and |mean|, which
+    # invstd magnifies where a channel's values lie close together (e.g. two values near -2.6).
+    frozen = not training and "running_mean" in state
+    mean = np.abs(state["running_mean"]).max() if frozen else np.abs(x).max()
+    weight = np.abs(params.get("weight", 1.0)).max()
+    before = (np.abs(x).max() + mean) * want.invstd * weight
+    assert_close(y, want.y, 2e-5 * max(np.abs(want.y).max(), 1.0) + 1e-6 * before, "y")
     if need_dx:
-        weight = np.abs(params.get("weight", 1.0)).max()
         assert_close(dx, want.dx, 2e-5 * np.abs(dy).max() * weight * want.invstd, "dx")
     else:
         assert dx is None
@@ -155,6 +161,21 @@ def batch_norm_cases(draw):
 def test_batch_norm_gpu_matches_reference(device, rng, case, offset, scale):
     layer, shape, batch, training, need_dx = case
     check_layer(device, rng, layer, shape, batch, training, need_dx, offset, scale)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["batch statistics", "running statistics"])
+@pytest.mark.parametrize("layer, shape, batch", [
+    (BatchNorm2d(4), (4, 4, 6), 2),                            # 24 values a plane: quads of one channel
+    (BatchNorm2d(3, affine=False), (3, 2, 2), 3),              # one quad a plane, no parameters bound
+    (BatchNorm2d(3, bias=False), (3, 5, 5), 3),                # 25 a plane: quads across channels, a 3-value tail
+    (BatchNorm1d(6), (6,), 5),                                  # one value a channel: every quad across channels
+    (BatchNorm1d(2, affine=False), (2, 6), 1),                 # 6 a row: quads across the two channels
+], ids=repr)
+def test_batch_norm_quads(device, rng, layer, shape, batch, training):
+    """The batch norm shaders work on quads of 4 values: of one channel where a plane holds whole
+    quads (its parameters loaded once), else each value with its own channel's, and the last 0-3
+    values alone."""
+    check_layer(device, rng, layer, shape, batch, training, need_dx=True, offset=0.5, scale=2.0)
 
 
 @SETTINGS

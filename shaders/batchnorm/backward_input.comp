@@ -7,6 +7,8 @@
 //   else (eval mode, running statistics): the affine map's dx = weight[c] * invstd * dy, and
 //     x, mean, sum_dy and sum_dy_xhat are never read.
 // Without AFFINE the weight is 1 and its binding is never read.
+// On quads of 4 elements (common/vec4_index.glsl): one channel's per quad where SPATIAL % 4 == 0,
+// its statistics and parameters loaded once for the four.
 
 layout(constant_id = 0) const uint NUMEL = 1;
 layout(constant_id = 1) const uint CHANNELS = 1;
@@ -24,21 +26,52 @@ layout(set = 0, binding = 4) readonly buffer Weight { float weight[]; };
 layout(set = 0, binding = 5) readonly buffer SumDY { float sum_dy[]; };
 layout(set = 0, binding = 6) readonly buffer SumDYXhat { float sum_dy_xhat[]; };
 layout(set = 0, binding = 7) writeonly buffer DX { float dx[]; };
+layout(set = 0, binding = 8) readonly buffer X4 { vec4 x4[]; };     // x, dy and dx as whole quads
+layout(set = 0, binding = 9) readonly buffer DY4 { vec4 dy4[]; };
+layout(set = 0, binding = 10) writeonly buffer DX4 { vec4 dx4[]; };
 
-layout(local_size_x = 256) in;
-#include "../common/index.glsl"
+layout(local_size_x = 64) in;
+#include "../common/vec4_index.glsl"
 #include "channel.glsl"
 
-void main() {
-    const uint i = flat_index();
-    if (i >= NUMEL) return;
-    const uint c = channel_of(i);
-    const float invstd = 1.0 / sqrt(variance[c] + EPS);
-    const float scale = AFFINE ? weight[c] * invstd : invstd;
-    float g = dy[i];
+// dx for each component, with the statistics, parameters and sums of its channel (the rest).
+vec4 input_gradient(const vec4 g, const vec4 v, const vec4 m, const vec4 var, const vec4 w, const vec4 s,
+                    const vec4 s_xhat) {
+    const vec4 invstd = 1.0 / sqrt(var + EPS);
+    const vec4 scale = AFFINE ? w * invstd : invstd;
+    vec4 result = g;
     if (BATCH_STATS) {
-        const float xhat = (x[i] - mean[c]) * invstd;
-        g -= (sum_dy[c] + xhat * sum_dy_xhat[c]) / float(VALUES);
+        const vec4 xhat = (v - m) * invstd;
+        result -= (s + xhat * s_xhat) / float(VALUES);
     }
-    dx[i] = scale * g;
+    return scale * result;
+}
+
+// A channel's values, each only where it is used (a placeholder is bound otherwise).
+float mean_of(const uint c) { return BATCH_STATS ? mean[c] : 0.0; }
+float variance_of(const uint c) { return variance[c]; }
+float weight_of(const uint c) { return AFFINE ? weight[c] : 1.0; }
+float sum_dy_of(const uint c) { return BATCH_STATS ? sum_dy[c] : 0.0; }
+float sum_dy_xhat_of(const uint c) { return BATCH_STATS ? sum_dy_xhat[c] : 0.0; }
+
+// input_gradient() for values of one channel c, or of channels cs.
+#define ONE_CHANNEL(g, v, c) input_gradient(g, v, vec4(mean_of(c)), vec4(variance_of(c)), vec4(weight_of(c)), \
+                                            vec4(sum_dy_of(c)), vec4(sum_dy_xhat_of(c)))
+#define GATHER(value_of, cs) vec4(value_of(cs.x), value_of(cs.y), value_of(cs.z), value_of(cs.w))
+#define CHANNELS_OF(g, v, cs) input_gradient(g, v, GATHER(mean_of, cs), GATHER(variance_of, cs), \
+                                             GATHER(weight_of, cs), GATHER(sum_dy_of, cs), GATHER(sum_dy_xhat_of, cs))
+
+void main() {
+    const uint stride = grid_invocations();
+    uint q = flat_index();
+    for (; q < QUADS; q += stride) {
+        if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
+            dx4[q] = ONE_CHANNEL(dy4[q], BATCH_STATS ? x4[q] : vec4(0.0), channel_of(4 * q));
+        } else {
+            const uvec4 cs = uvec4(channel_of(4 * q), channel_of(4 * q + 1), channel_of(4 * q + 2), channel_of(4 * q + 3));
+            dx4[q] = CHANNELS_OF(dy4[q], BATCH_STATS ? x4[q] : vec4(0.0), cs);
+        }
+    }
+    if (q == QUADS)   // the tail
+        for (uint i = 4 * q; i < NUMEL; ++i) dx[i] = ONE_CHANNEL(vec4(dy[i]), vec4(BATCH_STATS ? x[i] : 0.0), channel_of(i)).x;
 }

@@ -5,6 +5,7 @@
 // values. They are dbias and dweight, and the two means backward_input.comp needs for dx.
 // One workgroup per channel, strided partial sums then fixed shared-memory trees (deterministic).
 // Loop iterations per invocation: 1 strided pass and 2 trees (layers/norm.py, workgroup_loop_iterations).
+// Where SPATIAL % 4 == 0 the pass reads quads (x4, dy4): a channel's values come in runs of whole quads.
 
 layout(constant_id = 0) const uint CHANNELS = 1;
 layout(constant_id = 1) const uint SPATIAL = 1;
@@ -17,6 +18,8 @@ layout(set = 0, binding = 2) readonly buffer Mean { float mean[]; };
 layout(set = 0, binding = 3) readonly buffer Variance { float variance[]; };
 layout(set = 0, binding = 4) writeonly buffer SumDY { float sum_dy[]; };
 layout(set = 0, binding = 5) writeonly buffer SumDYXhat { float sum_dy_xhat[]; };
+layout(set = 0, binding = 6) readonly buffer X4 { vec4 x4[]; };     // x and dy as whole quads
+layout(set = 0, binding = 7) readonly buffer DY4 { vec4 dy4[]; };
 
 #define REDUCE_SIZE 256
 layout(local_size_x = REDUCE_SIZE) in;
@@ -30,10 +33,21 @@ void main() {
     const float m = mean[c];
     const float invstd = 1.0 / sqrt(variance[c] + EPS);
     float partial_dy = 0.0, partial_dy_xhat = 0.0;
-    for (uint k = t; k < VALUES; k += REDUCE_SIZE) {
-        const uint i = channel_value(c, k);
-        partial_dy += dy[i];
-        partial_dy_xhat += dy[i] * ((x[i] - m) * invstd);
+    if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
+        vec4 quads_dy = vec4(0.0), quads_dy_xhat = vec4(0.0);
+        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) {
+            const uint q = channel_value(c, 4 * k4) / 4;
+            quads_dy += dy4[q];
+            quads_dy_xhat += dy4[q] * ((x4[q] - m) * invstd);
+        }
+        partial_dy = (quads_dy.x + quads_dy.y) + (quads_dy.z + quads_dy.w);
+        partial_dy_xhat = (quads_dy_xhat.x + quads_dy_xhat.y) + (quads_dy_xhat.z + quads_dy_xhat.w);
+    } else {
+        for (uint k = t; k < VALUES; k += REDUCE_SIZE) {
+            const uint i = channel_value(c, k);
+            partial_dy += dy[i];
+            partial_dy_xhat += dy[i] * ((x[i] - m) * invstd);
+        }
     }
     const float total_dy = workgroup_sum(partial_dy);
     barrier();   // every invocation has read the first sum before the scratch is reused

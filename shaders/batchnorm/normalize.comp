@@ -3,6 +3,8 @@
 // y = (x - mean[c]) / sqrt(variance[c] + EPS) * weight[c] + bias[c], c the element's channel; the
 // batch statistics in training mode, the running ones in eval mode. Without AFFINE (HAS_BIAS) the
 // weight and bias (the bias) are left out and their bindings are never read.
+// On quads of 4 elements (common/vec4_index.glsl): one channel's per quad where SPATIAL % 4 == 0,
+// its parameters loaded once for the four.
 
 layout(constant_id = 0) const uint NUMEL = 1;
 layout(constant_id = 1) const uint CHANNELS = 1;
@@ -17,17 +19,43 @@ layout(set = 0, binding = 2) readonly buffer Variance { float variance[]; };
 layout(set = 0, binding = 3) readonly buffer Weight { float weight[]; };
 layout(set = 0, binding = 4) readonly buffer Bias { float bias[]; };
 layout(set = 0, binding = 5) writeonly buffer Y { float y[]; };
+layout(set = 0, binding = 6) readonly buffer X4 { vec4 x4[]; };    // x as whole quads
+layout(set = 0, binding = 7) writeonly buffer Y4 { vec4 y4[]; };   // y as whole quads
 
-layout(local_size_x = 256) in;
-#include "../common/index.glsl"
+layout(local_size_x = 64) in;
+#include "../common/vec4_index.glsl"
 #include "channel.glsl"
 
+// Each component of v with the statistics and parameters of its channel (the components of the rest).
+vec4 normalized(const vec4 v, const vec4 m, const vec4 var, const vec4 w, const vec4 b) {
+    vec4 value = (v - m) / sqrt(var + EPS);
+    if (AFFINE) value *= w;
+    if (HAS_BIAS) value += b;
+    return value;
+}
+
+// A channel's values; the parameters only where they exist (a placeholder is bound otherwise).
+float mean_of(const uint c) { return mean[c]; }
+float variance_of(const uint c) { return variance[c]; }
+float weight_of(const uint c) { return AFFINE ? weight[c] : 1.0; }
+float bias_of(const uint c) { return HAS_BIAS ? bias[c] : 0.0; }
+
+// normalized() for values of one channel c, or of channels cs.
+#define ONE_CHANNEL(v, c) normalized(v, vec4(mean_of(c)), vec4(variance_of(c)), vec4(weight_of(c)), vec4(bias_of(c)))
+#define GATHER(value_of, cs) vec4(value_of(cs.x), value_of(cs.y), value_of(cs.z), value_of(cs.w))
+#define CHANNELS_OF(v, cs) normalized(v, GATHER(mean_of, cs), GATHER(variance_of, cs), GATHER(weight_of, cs), \
+                                      GATHER(bias_of, cs))
+
 void main() {
-    const uint i = flat_index();
-    if (i >= NUMEL) return;
-    const uint c = channel_of(i);
-    float value = (x[i] - mean[c]) / sqrt(variance[c] + EPS);
-    if (AFFINE) value *= weight[c];
-    if (HAS_BIAS) value += bias[c];
-    y[i] = value;
+    const uint stride = grid_invocations();
+    uint q = flat_index();
+    for (; q < QUADS; q += stride) {
+        if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
+            y4[q] = ONE_CHANNEL(x4[q], channel_of(4 * q));
+        } else {
+            const uvec4 cs = uvec4(channel_of(4 * q), channel_of(4 * q + 1), channel_of(4 * q + 2), channel_of(4 * q + 3));
+            y4[q] = CHANNELS_OF(x4[q], cs);
+        }
+    }
+    if (q == QUADS) for (uint i = 4 * q; i < NUMEL; ++i) y[i] = ONE_CHANNEL(vec4(x[i]), channel_of(i)).x;   // the tail
 }

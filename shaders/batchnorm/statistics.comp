@@ -5,6 +5,7 @@
 // a fixed tree in shared memory (deterministic). Two passes, the variance from the squared
 // deviations (no cancellation of E[x^2] - E[x]^2).
 // Loop iterations per invocation: 2 strided passes and 2 trees (layers/norm.py, workgroup_loop_iterations).
+// Where SPATIAL % 4 == 0 the passes read quads (x4): a channel's values come in runs of whole quads.
 
 layout(constant_id = 0) const uint CHANNELS = 1;
 layout(constant_id = 1) const uint SPATIAL = 1;
@@ -13,6 +14,7 @@ layout(constant_id = 2) const uint VALUES = 1;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) writeonly buffer Mean { float mean[]; };
 layout(set = 0, binding = 2) writeonly buffer Variance { float variance[]; };
+layout(set = 0, binding = 3) readonly buffer X4 { vec4 x4[]; };   // x as whole quads
 
 #define REDUCE_SIZE 256
 layout(local_size_x = REDUCE_SIZE) in;
@@ -24,12 +26,27 @@ void main() {
     if (c >= CHANNELS) return;   // a whole workgroup: no barrier is left waiting
     const uint t = gl_LocalInvocationIndex;
     float partial = 0.0;
-    for (uint k = t; k < VALUES; k += REDUCE_SIZE) partial += x[channel_value(c, k)];
+    if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
+        vec4 quads = vec4(0.0);
+        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) quads += x4[channel_value(c, 4 * k4) / 4];
+        partial = (quads.x + quads.y) + (quads.z + quads.w);
+    } else {
+        for (uint k = t; k < VALUES; k += REDUCE_SIZE) partial += x[channel_value(c, k)];
+    }
     const float m = workgroup_sum(partial) / float(VALUES);
     partial = 0.0;
-    for (uint k = t; k < VALUES; k += REDUCE_SIZE) {
-        const float d = x[channel_value(c, k)] - m;
-        partial += d * d;
+    if (SPATIAL % 4 == 0) {
+        vec4 quads = vec4(0.0);
+        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) {
+            const vec4 d = x4[channel_value(c, 4 * k4) / 4] - m;
+            quads += d * d;
+        }
+        partial = (quads.x + quads.y) + (quads.z + quads.w);
+    } else {
+        for (uint k = t; k < VALUES; k += REDUCE_SIZE) {
+            const float d = x[channel_value(c, k)] - m;
+            partial += d * d;
+        }
     }
     barrier();   // every invocation has read the first sum before the scratch is reused
     const float v = workgroup_sum(partial) / float(VALUES);

@@ -19,11 +19,17 @@ def elementwise(device, shader: str, buffers: dict, numel: int, constants: dict 
     a float binding `<b>`: the same buffer is bound under both names here. Its invocations loop over
     the quads, so any grid is correct; Device.quads_per_invocation only sizes it."""
     program = device.program(shader)
-    views = {b.name: buffers[b.name[:-1]] for b in program.bindings
-             if b.element_type == "vec4" and b.name[:-1] in buffers}
+    views = quad_views(program, buffers)
     invocations = -(-numel // (4 * device.quads_per_invocation)) if views else numel
     return device.dispatch(program, {**buffers, **views}, device.grid_1d(invocations, program.local_size[0]),
                            {"NUMEL": numel, **(constants or {})}, name=name)
+
+
+def quad_views(program, buffers: dict) -> dict:
+    """The vec4 views `<b>4` a program declares beside float bindings `<b>` (common/vec4_index.glsl),
+    each bound to the buffer of `<b>`."""
+    return {b.name: buffers[b.name[:-1]] for b in program.bindings
+            if b.element_type == "vec4" and b.name[:-1] in buffers}
 
 
 class Activation(Module):
