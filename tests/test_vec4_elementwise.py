@@ -1,4 +1,4 @@
-"""The vec4 elementwise shaders (shaders/common/vec4_index.glsl): optimizer updates, ReLU, gradient
+"""The vec4 elementwise shaders (shaders/common/vec4_index.glsl): optimizer updates, ReLU, Add, gradient
 accumulation and fill on sizes around multiples of 4 and larger, where whole quads go through vec4
 views and the 1-3 tail elements through float views of the same buffers. Distinctive values at the
 end catch a tail that is skipped or done twice; output buffers start as NaN to catch unwritten
@@ -11,6 +11,7 @@ import torch
 
 import vkbackprop as vb
 from vkbackprop.layers.activation import elementwise
+from vkbackprop.layers.base import LayerIO
 from vkbackprop.optim import fill
 from vkbackprop.optim import sgd as sgd_module
 from vkbackprop.schedule import Recorder
@@ -141,6 +142,21 @@ def test_relu_forward_backward(device, rng, n):
     run(device, elementwise(device, relu.backward_shader, {"y": y, "dy": dyb, "dx": dx}, n))
     np.testing.assert_array_equal(device.read(y), np.maximum(x, 0))
     np.testing.assert_array_equal(device.read(dx), np.where(x > 0, dy, 0))
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_add_of_three_forward_backward(device, rng, n):
+    """Add's forward (the third input added in place into y) and its gradient copies."""
+    xs = [values(rng, n, np.array(tail, np.float32)) for tail in ([1.0, 2.0, 4.0], [8.0, 16.0, 32.0], [64.0, 128.0, 256.0])]
+    dy = values(rng, n)
+    io = LayerIO(device, 1, xs=[staged(device, f"x{i}", x) for i, x in enumerate(xs)],
+                 y=staged(device, "y", np.full(n, np.nan, np.float32)), params={}, dy=staged(device, "dy", dy),
+                 dxs=[staged(device, f"dx{i}", np.full(n, np.nan, np.float32)) for i in range(3)], grads={},
+                 in_shapes=[(n,)] * 3, out_shape=(n,))
+    run(device, *vb.Add().forward(io), *vb.Add().backward(io))
+    np.testing.assert_array_equal(device.read(io.y), (xs[0] + xs[1]) + xs[2])   # once per element, tail included
+    for dx in io.dxs:
+        np.testing.assert_array_equal(device.read(dx), dy)
 
 
 @pytest.mark.parametrize("n", SIZES)

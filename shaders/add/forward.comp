@@ -1,17 +1,23 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// y = a + b (Add of n inputs chains n - 1 of these, the later ones with a = y)
+// y = a + b (Add of n inputs chains n - 1 of these, the later ones with a = y), on quads of 4
+// elements (see common/vec4_index.glsl).
 
 layout(constant_id = 0) const uint NUMEL = 1;
 
 layout(set = 0, binding = 0) readonly buffer A { float a[]; };
 layout(set = 0, binding = 1) readonly buffer B { float b[]; };
 layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };
+layout(set = 0, binding = 3) readonly buffer A4 { vec4 a4[]; };    // a, b and y as whole quads
+layout(set = 0, binding = 4) readonly buffer B4 { vec4 b4[]; };
+layout(set = 0, binding = 5) writeonly buffer Y4 { vec4 y4[]; };
 
-layout(local_size_x = 256) in;
-#include "../common/index.glsl"
+layout(local_size_x = 64) in;
+#include "../common/vec4_index.glsl"
 
 void main() {
-    const uint i = flat_index();
-    if (i < NUMEL) y[i] = a[i] + b[i];
+    const uint stride = grid_invocations();
+    uint q = flat_index();
+    for (; q < QUADS; q += stride) y4[q] = a4[q] + b4[q];
+    if (q == QUADS) for (uint i = 4 * q; i < NUMEL; ++i) y[i] = a[i] + b[i];   // the tail
 }
