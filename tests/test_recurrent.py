@@ -170,6 +170,19 @@ def test_gpu_matches_reference_and_torch(device, config, seed):
     check_gpu(device, np.random.default_rng(seed), layer, batch, steps, initial_state, with_lengths)
 
 
+@pytest.mark.parametrize("make_layer", [
+    lambda: RNN(3, 8, 2), lambda: RNN(2, 4, nonlinearity="relu", bias=False, return_state=True),
+    lambda: LSTM(3, 8, 2, return_state=True), lambda: LSTM(2, 4, bias=False),
+    lambda: GRU(3, 8, 2, return_state=True), lambda: GRU(2, 12, bias=False),
+], ids=lambda make: repr(make()))
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_hidden_sizes_in_quads(device, rng, make_layer, with_lengths):
+    """Hidden sizes that are multiples of 4, where the step shaders read W_hh, h and the gate
+    gradients as quads (backward W_hh^T, transposed once per pass), with initial states, one and two
+    layers, and samples shorter than the sequence."""
+    check_gpu(device, rng, make_layer(), 3, 5, True, with_lengths)
+
+
 @pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
 def test_every_input_with_lengths(device, rng, cls):
     """Initial states, lengths and return_state together, two layers, all odd sizes."""

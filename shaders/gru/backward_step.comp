@@ -9,8 +9,8 @@
 #define HIDDEN_COLUMN(row) ((row) < 2 * HIDDEN ? (row) : (row) + HIDDEN)
 #include "../rnn/backward_step.glsl"
 
-layout(set = 0, binding = 7) readonly buffer H { float h[]; };           // (B, T + 1, H)
-layout(set = 0, binding = 8) readonly buffer Gates { float gates[]; };   // (B, T, 4H)
+layout(set = 0, binding = 9) readonly buffer H { float h[]; };           // (B, T + 1, H)
+layout(set = 0, binding = 10) readonly buffer Gates { float gates[]; };   // (B, T, 4H)
 
 float cell_backward(uint b, uint j, uint t, float dh) {
     const uint s = dgates_at(b, t) + j;

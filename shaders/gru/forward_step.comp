@@ -7,7 +7,7 @@
 #define GATES 3
 #include "../rnn/forward_step.glsl"
 
-layout(set = 0, binding = 8) writeonly buffer Gates { float gates[]; };  // (B, T, 4H): r, z, n, W_hn h + b_hn
+layout(set = 0, binding = 10) writeonly buffer Gates { float gates[]; };  // (B, T, 4H): r, z, n, W_hn h + b_hn
 
 float cell_step(uint b, uint j, uint t) {
     const float r = vkb_sigmoid(projected_at(b, t, j) + recurrent(b, t, j));

@@ -8,9 +8,9 @@
 #define HIDDEN_COLUMN(row) (row)
 #include "../rnn/backward_step.glsl"
 
-layout(set = 0, binding = 7) readonly buffer C { float c[]; };           // (B, T + 1, H)
-layout(set = 0, binding = 8) readonly buffer Gates { float gates[]; };   // (B, T, 4H)
-layout(set = 0, binding = 9) buffer DCCarry { float dc_carry[]; };       // (B, H): dL/dc_{t+1}, then dL/dc_t
+layout(set = 0, binding = 9) readonly buffer C { float c[]; };           // (B, T + 1, H)
+layout(set = 0, binding = 10) readonly buffer Gates { float gates[]; };   // (B, T, 4H)
+layout(set = 0, binding = 11) buffer DCCarry { float dc_carry[]; };       // (B, H): dL/dc_{t+1}, then dL/dc_t
 
 float cell_backward(uint b, uint j, uint t, float dh) {
     const uint s = dgates_at(b, t) + j;

@@ -5,8 +5,8 @@
 #define GATES 4
 #include "../rnn/forward_step.glsl"
 
-layout(set = 0, binding = 8) buffer C { float c[]; };                   // (B, T + 1, H): c_0 .. c_T
-layout(set = 0, binding = 9) writeonly buffer Gates { float gates[]; };  // (B, T, 4H): i, f, g, o
+layout(set = 0, binding = 10) buffer C { float c[]; };                   // (B, T + 1, H): c_0 .. c_T
+layout(set = 0, binding = 11) writeonly buffer Gates { float gates[]; };  // (B, T, 4H): i, f, g, o
 
 float cell_step(uint b, uint j, uint t) {
     float a[4];

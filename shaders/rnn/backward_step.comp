@@ -9,7 +9,7 @@
 
 layout(constant_id = 5) const bool RELU = false;
 
-layout(set = 0, binding = 7) readonly buffer H { float h[]; };   // (B, T + 1, H)
+layout(set = 0, binding = 9) readonly buffer H { float h[]; };   // (B, T + 1, H)
 
 float cell_backward(uint b, uint j, uint t, float dh) {
     const float next = h[state_at(b, t + 1) + j];

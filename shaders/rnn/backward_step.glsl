@@ -12,14 +12,26 @@
 layout(set = 0, binding = 4) readonly buffer DY { float dy[]; };          // (B, OUT_STRIDE): dy_t at t*H
 layout(set = 0, binding = 5) buffer DGates { float dgates[]; };           // (B, T, SAVED_GATES*H)
 layout(set = 0, binding = 6) buffer DHCarry { float dh_carry[]; };        // (B, H)
+// Where HIDDEN % 4 == 0 (else unused): W_hh^T, (H, GATES * H) rows of whole quads, and dgates as quads.
+layout(set = 0, binding = 7) readonly buffer WeightHHT { vec4 weight_hh_t[]; };
+layout(set = 0, binding = 8) readonly buffer DGates4 { vec4 dgates4[]; };
 
 uint dgates_at(uint b, uint t) {
     return (b * STEPS + t) * (SAVED_GATES * HIDDEN);
 }
 
-// (W_hh^T dgates_{t+1})[j]: how h_{t+1} fed the gates of step t + 1.
+// (W_hh^T dgates_{t+1})[j]: how h_{t+1} fed the gates of step t + 1. Where HIDDEN % 4 == 0 on quads of
+// four rows: row j of W_hh^T and the rows' dgates (HIDDEN_COLUMN keeps each gate's block of HIDDEN
+// columns whole); on lavapipe each load instruction costs about what one value does.
 float through_weights(uint b, uint t_next, uint j) {
     const uint d = dgates_at(b, t_next);
+    if (HIDDEN % 4 == 0) {   // a specialization constant: one branch is compiled
+        const uint w = j * (GATES * HIDDEN / 4);
+        vec4 quads = vec4(0.0);
+        for (uint r4 = 0; r4 < GATES * HIDDEN / 4; ++r4)
+            quads = fma(weight_hh_t[w + r4], dgates4[(d + HIDDEN_COLUMN(4 * r4)) / 4], quads);
+        return (quads.x + quads.y) + (quads.z + quads.w);
+    }
     float sum = 0.0;
     for (uint row = 0; row < GATES * HIDDEN; ++row)
         sum = fma(weight_hh[row * HIDDEN + j], dgates[d + HIDDEN_COLUMN(row)], sum);

@@ -13,16 +13,24 @@ layout(set = 0, binding = 4) readonly buffer Projected { float projected[]; }; /
 layout(set = 0, binding = 5) readonly buffer BiasHH { float bias_hh[]; };
 layout(set = 0, binding = 6) buffer H { float h[]; };                          // (B, T + 1, H): h_0 .. h_T
 layout(set = 0, binding = 7) writeonly buffer Y { float y[]; };                // (B, OUT_STRIDE): y_t at t*H
+layout(set = 0, binding = 8) readonly buffer H4 { vec4 h4[]; };                 // h and W_hh as whole quads:
+layout(set = 0, binding = 9) readonly buffer WeightHH4 { vec4 weight_hh4[]; };  // their rows, where HIDDEN % 4 == 0
 
 // The input part of gate row `row` (= gate * H + j) at step t: every step's came from one GEMM.
 float projected_at(uint b, uint t, uint row) {
     return projected[(b * STEPS + t) * (GATES * HIDDEN) + row];
 }
 
-// W_hh[row] . h_t + b_hh[row]: the recurrent part of a gate's pre-activation.
+// W_hh[row] . h_t + b_hh[row]: the recurrent part of a gate's pre-activation. On quads where the
+// rows are whole quads: on lavapipe each load instruction costs about what one value does.
 float recurrent(uint b, uint t, uint row) {
     const uint w = row * HIDDEN, s = state_at(b, t);
     float sum = HAS_BIAS ? bias_hh[row] : 0.0;
+    if (HIDDEN % 4 == 0) {   // a specialization constant: one branch is compiled
+        vec4 quads = vec4(0.0);
+        for (uint k4 = 0; k4 < HIDDEN / 4; ++k4) quads = fma(weight_hh4[w / 4 + k4], h4[s / 4 + k4], quads);
+        return sum + ((quads.x + quads.y) + (quads.z + quads.w));
+    }
     for (uint k = 0; k < HIDDEN; ++k) sum = fma(weight_hh[w + k], h[s + k], sum);
     return sum;
 }
