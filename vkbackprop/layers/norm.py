@@ -22,7 +22,7 @@ Every reduction is strided partial sums followed by a fixed tree in shared memor
 The batch norm shaders read and write quads of 4 values (vec4 views `<b>4` of their buffers,
 common/vec4_index.glsl): on lavapipe each load or store instruction costs about what one value
 does. Where a plane (SPATIAL) holds whole quads, a quad is one channel's, its statistics and
-parameters loaded once for the four (the ResNet benchmark's batch norms: 79 -> 43 ms a step).
+parameters loaded once for the four (the ResNet benchmark's batch norms: 79 -> 40-43 ms a step).
 """
 
 from __future__ import annotations

@@ -292,7 +292,8 @@ class Recurrent(Module):
                                        src_offset=(steps + k * self.num_layers + layer) * hidden))
             work.append(fill(device, saved["clocks"][0], float(steps - 1)))
             weight_hh = io.params[f"weight_hh_l{layer}"]
-            transposed = self._transposed(io, weight_hh, work)
+            transposed, transpose = self._transposed(io, weight_hh)
+            work += transpose
             buffers = {"lengths": lengths or placeholder, "weight_hh": weight_hh, "weight_hh_t": transposed, "dy": dy,
                        "dgates": dgates, "dh_carry": carries["h"],
                        **({"c": s["c"], "dc_carry": carries["c"]} if cell.has_cell_state else {"h": s["h"]}),
@@ -315,19 +316,18 @@ class Recurrent(Module):
             work.append(fill(device, dxs["lengths"], 0.0))
         return work
 
-    def _transposed(self, io: LayerIO, weight_hh, work: list):
-        """W_hh^T for the backward step's quads where the hidden size is a multiple of 4 (its
-        dispatch appended to `work`), else the placeholder (the step reads W_hh itself)."""
+    def _transposed(self, io: LayerIO, weight_hh) -> tuple:
+        """(W_hh^T, the dispatches writing it) for the backward step's quads where the hidden size
+        is a multiple of 4, else (the placeholder, none): the step reads W_hh itself."""
         device, hidden = io.device, self.hidden_size
         if hidden % 4:
-            return device.placeholder
+            return device.placeholder, []
         rows = self.cell.gates * hidden
         transposed = device.buffer(f"{weight_hh.name}.T", (hidden, rows))
         program = device.program(_TRANSPOSE)
-        work.append(device.dispatch(program, {"weight_hh": weight_hh, "weight_hh_t": transposed},
-                                    device.grid_1d(rows * hidden, program.local_size[0]),
-                                    {"ROWS": rows, "HIDDEN": hidden}))
-        return transposed
+        return transposed, [device.dispatch(program, {"weight_hh": weight_hh, "weight_hh_t": transposed},
+                                            device.grid_1d(rows * hidden, program.local_size[0]),
+                                            {"ROWS": rows, "HIDDEN": hidden})]
 
     def _parameter_gradients(self, io: LayerIO, layer: int, dgates, s: dict) -> list:
         """Weights and biases: sums over every time step and sample of the gate gradients."""
