@@ -89,7 +89,7 @@ def test_a_replayed_training_step_records_the_same_commands_each_timed(device, r
 
 SMALL_SHAPES = {"linear": [(8, 16, 4), (5, 7, 3)], "relu": [(4, 33)], "leaky_relu": [(4, 33)],
                 "sigmoid": [(4, 33)], "tanh": [(4, 33)], "gelu": [(4, 33)], "softmax": [(3, 17)],
-                "log_softmax": [(3, 17)], "conv2d": [(2, 3, 5, 6, 4, 3), (3, 2, 4, 4, 5, 1)],
+                "log_softmax": [(3, 17)], "conv2d": [(2, 3, 5, 6, 4, 3), (3, 2, 4, 4, 5, 1), (2, 4, 8, 8, 8, 3, 2)],
                 "maxpool2d": [(2, 3, 6, 7, 2)], "avgpool2d": [(2, 3, 6, 6, 3)],
                 "adaptive_avgpool2d": [(2, 3, 5, 7, 2)], "batchnorm2d": [(3, 4, 5, 5)], "layernorm": [(4, 33)],
                 "rnn": [(3, 5, 4, 6)], "lstm": [(3, 5, 4, 6)], "gru": [(3, 5, 4, 6)],
@@ -190,7 +190,8 @@ def test_step_flops_count_every_linear():
 
 @pytest.mark.parametrize("name,shape,message", [
     ("linear", "8,16", "expected 3 numbers"), ("linear", "8,x,4", "expected integers"), ("linear", "8,0,4", ">= 1"),
-    ("conv2d", "8,3,32,32,16", "expected 6 numbers batch,channels,height,width,out_channels,kernel"),
+    ("conv2d", "8,3,32,32,16", r"expected 6 to 7 numbers batch,channels,height,width,out_channels,kernel\[,stride\]"),
+    ("conv2d", "8,3,32,32,16,3,2,1", "expected 6 to 7 numbers .* got 8"),
     ("maxpool2d", "2,3,4,4,5", "empty"), ("lstm", "16,64,32", "expected 4 numbers batch,steps,input_size,hidden_size"),
     ("embedding", "4,8,1.5,2", "expected integers batch,tokens,vocabulary,dim"),
     ("batchnorm2d", "8,0,4,4", ">= 1")])
@@ -237,7 +238,7 @@ def test_step_suite_over_budget_reports_skips_and_runs_nothing(tmp_path, capsys)
     (["--layer", "nope"], "unknown layer 'nope'"),
     (["--layer", "linear", "--shape", "8,16"], "expected 3 numbers"),
     (["--layer", "relu", "--shape", "8,a"], "expected integers"),
-    (["--layer", "conv2d", "--shape", "8,3,32,32,16"], "expected 6 numbers"),
+    (["--layer", "conv2d", "--shape", "8,3,32,32,16"], "expected 6 to 7 numbers"),
     (["--layer", "avgpool2d", "--shape", "2,3,4,4,5"], "empty"),
     ([], "name a --layer"),
     (["--suite", "ops", "--shape", "1,2"], "--shape goes with --layer"),

@@ -97,17 +97,18 @@ class Op:
     math: XpMath | ReferenceMath
     default_shapes: tuple       # the shapes of `--suite default`
     draw_x: Callable = _standard_normal   # (rng, layer, (batch, *in_shape)) -> float32 input values
+    optional: tuple = ()        # further numbers --shape may add after `dims` (`make` has their defaults)
 
     def parse_shape(self, text: str) -> tuple:
         """'128,784,256' -> (128, 784, 256); ValueError naming the expected dims otherwise."""
-        want = ",".join(self.dims)
+        want = ",".join(self.dims) + "".join(f"[,{d}]" for d in self.optional)
         try:
             shape = tuple(int(part) for part in text.split(","))
         except ValueError:
             raise ValueError(f"--shape {text!r} for {self.name}: expected integers {want}") from None
-        if len(shape) != len(self.dims):
-            raise ValueError(f"--shape {text!r} for {self.name}: expected {len(self.dims)} numbers {want}, "
-                             f"got {len(shape)}")
+        if not len(self.dims) <= len(shape) <= len(self.dims) + len(self.optional):
+            count = f"{len(self.dims)}" + (f" to {len(self.dims) + len(self.optional)}" if self.optional else "")
+            raise ValueError(f"--shape {text!r} for {self.name}: expected {count} numbers {want}, got {len(shape)}")
         if min(shape) < 1:
             raise ValueError(f"--shape {text!r} for {self.name}: every size must be >= 1")
         try:                 # sizes the layer cannot take (a window larger than the image)
@@ -130,9 +131,11 @@ def _rows(cls):
 
 
 def _conv2d(shape):
-    """Stride 1, padding kernel // 2 (an odd kernel keeps height and width)."""
-    _, channels, height, width, out_channels, kernel = shape
-    return Conv2d(channels, out_channels, kernel, padding=kernel // 2), [(channels, height, width)]
+    """Padding kernel // 2 (an odd kernel keeps height and width at stride 1); stride 1 unless a 7th
+    number gives it."""
+    _, channels, height, width, out_channels, kernel, *stride = shape
+    return (Conv2d(channels, out_channels, kernel, stride=stride[0] if stride else 1, padding=kernel // 2),
+            [(channels, height, width)])
 
 
 def _pool(cls):
@@ -345,7 +348,7 @@ OPS = {op.name: op for op in [
         backward=lambda xp, a: {"dx": a["dy"] - xp.exp(a["y"]) * xp.sum(a["dy"], axis=1, keepdims=True)}),
        default_shapes=()),
     Op("conv2d", _IMAGES + ("out_channels", "kernel"), _conv2d, CONV2D,
-       default_shapes=((32, 16, 16, 16, 32, 3),)),
+       default_shapes=((32, 16, 16, 16, 32, 3),), optional=("stride",)),
     Op("maxpool2d", _IMAGES + ("kernel",), _pool(MaxPool2d), MAXPOOL2D, default_shapes=((32, 32, 32, 32, 2),)),
     Op("avgpool2d", _IMAGES + ("kernel",), _pool(AvgPool2d), AVGPOOL2D, default_shapes=((32, 32, 32, 32, 2),)),
     Op("adaptive_avgpool2d", _IMAGES + ("output_size",), _pool(AdaptiveAvgPool2d), ADAPTIVE_AVGPOOL2D,
