@@ -201,6 +201,17 @@ def test_shuffle_core_geometries(device, rng, layer, batch, shape, quads):
     check_gpu(device, rng, layer, batch, shape)
 
 
+@pytest.mark.parametrize("case", [1, 6, 14], ids=lambda i: repr(SHUFFLE_CASES[i][0]))
+def test_shuffle_core_with_storage_buffer_reads(device, rng, monkeypatch, dispatches, case):
+    """The shuffle shaders' quads read from storage buffers, as on GPUs (lavapipe reads texel buffers)."""
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", "0")
+    layer, batch, shape, variants = SHUFFLE_CASES[case]
+    check_gpu(device, rng, layer, batch, shape)
+    shuffle = [d for d in dispatches if "SHARE" in d.constants]
+    assert len(shuffle) == 3 * gemm_shuffle.applies(device, 4, 4, 4, True)   # forward, dweight, dx
+    assert all(dict(d.program.defines).get("TEXEL_READS") == 0 for d in shuffle)
+
+
 @st.composite
 def quad_geometries(draw):
     """Geometries every pass of which the shuffle core takes: channels per group in quads, rows of 4 to 12
