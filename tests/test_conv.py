@@ -160,7 +160,7 @@ def _expected_shaders(device, forward, weight, input) -> list:
     """The GEMM shaders a layer plans for forward, the weight gradient and the input gradient where
     each pass takes the named variant ("shuffle", "phases", or None for the scalar core), on a device
     that takes the shuffle core (lavapipe, or VKBACKPROP_GEMM_KERNEL=shuffle); elsewhere the scalar core."""
-    takes = gemm_shuffle.applies(device, 4, 4, 4, True)
+    takes = gemm_shuffle.chosen(device)
     return [f"conv2d/{name}{'_' + variant if takes and variant else ''}.comp"
             for name, variant in (("forward", forward), ("backward_weight", weight), ("backward_input", input))]
 
@@ -168,7 +168,8 @@ def _expected_shaders(device, forward, weight, input) -> list:
 S, P = "shuffle", "phases"
 # (layer, batch, input shape, the variant each pass takes: forward, weight gradient, input
 # gradient). Forward and the weight gradient need out width % 4 == 0, the input gradient in width
-# % 4 == 0, each its reduction (group channels x taps) in quads and the images it reads in quads. A
+# % 4 == 0, the gradients their reductions (group channels x taps) in quads (forward runs its own to
+# the next quad) and each pass the images it reads in whole quads. A
 # strided input gradient goes by phases with dilation 1, in height and width whole strides, in
 # width / stride % 4 == 0 and out channels per group in quads.
 SHUFFLE_CASES = [
@@ -181,8 +182,11 @@ SHUFFLE_CASES = [
     (Conv2d(8, 8, 3, padding=2, dilation=2, groups=2), 2, (8, 5, 8), (S, S, S)),
     (Conv2d(4, 4, 4, padding="same", dilation=2), 1, (4, 6, 8), (S, S, S)),   # pads one more right
     (Conv2d(8, 4, 1), 2, (8, 5, 4), (S, S, S)),
-    (Conv2d(3, 8, 3, padding=1), 2, (3, 8, 8), (None, S, S)),   # y sums 27 terms: not in quads
+    (Conv2d(3, 8, 3, padding=1), 2, (3, 8, 8), (S, S, S)),   # y sums 27 terms: a 28th, zero
+    (Conv2d(1, 8, 3, padding=1), 3, (1, 8, 8), (S, S, S)),   # 9 terms
+    (Conv2d(3, 4, 7, stride=2, padding=3), 2, (3, 16, 16), (S, S, P)),   # 147 terms, 147 weight gradient columns
     (Conv2d(1, 4, 2), 1, (1, 3, 5), (None, None, None)),   # 4 output columns, but x holds 15 values
+    (Conv2d(2, 5, 1), 3, (2, 4, 4), (None, S, None)),   # the weight holds 10 values: not read in quads
     (Conv2d(4, 8, 3, padding=1), 3, (4, 4, 4), (S, S, S)),   # one quad per row, padding on both sides
     (Conv2d(4, 8, 2, stride=2), 1, (4, 8, 16), (S, S, P)),
     (Conv2d(4, 8, 3, stride=2, padding=1), 2, (4, 8, 16), (S, S, P)),   # the ResNet's strided convolution
@@ -208,8 +212,24 @@ def test_shuffle_core_with_storage_buffer_reads(device, rng, monkeypatch, dispat
     layer, batch, shape, variants = SHUFFLE_CASES[case]
     check_gpu(device, rng, layer, batch, shape)
     shuffle = [d for d in dispatches if "SHARE" in d.constants]
-    assert len(shuffle) == 3 * gemm_shuffle.applies(device, 4, 4, 4, True)   # forward, dweight, dx
+    assert len(shuffle) == 3 * gemm_shuffle.chosen(device)   # forward, dweight, dx
     assert all(dict(d.program.defines).get("TEXEL_READS") == 0 for d in shuffle)
+
+
+def test_an_infinite_input_reaches_only_the_outputs_whose_windows_hold_it(device, rng):
+    """Forward's reduction of 27 terms runs to 28 on the shuffle core: the 28th term's zero weight
+    must meet a zero, not the next sample's input (an infinity there would make a NaN)."""
+    layer, batch, shape = Conv2d(3, 4, 3, padding=1), 2, (3, 4, 8)
+    params = {n: rng.standard_normal(v.shape).astype(np.float32) for n, v in layer.parameters().items()}
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    x[1, 0, 2, 2] = np.inf    # the 28th term of sample 0's windows reads sample 1's channel 0
+    y, _, _ = run_layer(device, layer, x.reshape(batch, -1), params,
+                        rng.standard_normal((batch, math.prod(layer.output_shape(shape)))).astype(np.float32),
+                        need_dx=False, shapes=[shape])
+    want = F.conv2d(torch.from_numpy(x), torch.from_numpy(params["weight"]), torch.from_numpy(params["bias"]),
+                    padding=1).numpy()
+    np.testing.assert_array_equal(np.isfinite(y.reshape(want.shape)), np.isfinite(want))
+    assert not np.isfinite(want).all()
 
 
 @st.composite

@@ -3,7 +3,8 @@
 #include "../common/vec4_input.glsl"
 // forward.comp on the vec4 + subgroup-shuffle GEMM core (common/gemm_shuffle.glsl), where
 // vkbackprop/layers/conv.py finds it applies: OUT_W % 4 == 0 (a lane's four columns are neighbours
-// in one output row), GROUP_IN * TAPS % 4 == 0 (whole quads of weight rows), x a whole number of quads.
+// in one output row), x a whole number of quads. A reduction of no whole quads (a first layer's 3
+// channels x 9 taps) runs to the next quad, its terms past K zero.
 // y[b, o, oh, ow] = bias[o] + sum over (c, kh, kw) of
 //                   weight[o, c, kh, kw] * x[b, g * GROUP_IN + c, window(oh, ow) + tap(kh, kw)]
 // Rows the group's output channels, columns (b, oh, ow), reduction (c, kh, kw); group g = workgroup
@@ -26,9 +27,24 @@ layout(set = 0, binding = 3) writeonly buffer Y { vec4 y[]; };   // OUT_PLANE % 
 const uint SOURCE_QUADS = BATCH * IN_C * IN_PLANE / 4;
 #include "quads.glsl"
 
+// A[m][4k4 .. 4k4 + 3], the group's weight row m: one quad where rows are whole quads, else four
+// values, past the row's end its last again (the zeros of unfolded_quad meet them).
+vec4 weight_quad(const uint m, const uint k4) {
+    const uint row = (GROUP * GROUP_OUT + m) * K;
+    if (K % 4 == 0) return LOAD4(weight, row / 4 + k4);   // a specialization constant: one branch is compiled
+    vec4 a;
+    [[unroll]] for (uint q = 0; q < 4; ++q) {
+        const uint i = row + min(4 * k4 + q, K - 1);
+        a[q] = LOAD4(weight, i / 4)[i % 4];
+    }
+    return a;
+}
+
 // B[k][n0 .. n0 + 3]: row k = (c, tap) of the unfolded input at output columns n0 .. n0 + 3, which
-// lie in one output row, so their taps lie STRIDE_W apart in one input row.
+// lie in one output row, so their taps lie STRIDE_W apart in one input row. 0 for k past K (so
+// that no value of another channel, infinite perhaps, meets the zero weights there).
 vec4 unfolded_quad(const uint k, const uint n0) {
+    if (k >= K) return vec4(0.0);
     const uvec2 sample_position = split_index(n0, OUT_PLANE);
     const uvec2 channel_tap = split_index(k, TAPS);
     const ivec2 at = window_origin(sample_position.y) + tap_offset(channel_tap.y);
@@ -45,8 +61,10 @@ uint output_index(const uint m, const uint n) {
 float bias_of(const uint m) { return HAS_BIAS ? bias[GROUP * GROUP_OUT + m] : 0.0; }
 
 #define B_N_CONTIGUOUS 1
-#define A4(i) LOAD4(weight, GROUP * GROUP_OUT * K / 4 + (i))   // the group's rows: weight[o][c][kh][kw]
+#define A_QUAD(m, k4) weight_quad(m, k4)
 #define B_ROW4(k, n0) unfolded_quad(k, n0)
+#define K4_FIRST 0
+#define K4_LAST ((K + 3) / 4)
 #define STORE(m, n, v) y[output_index(m, n) / 4][output_index(m, n) % 4] = (v) + bias_of(m)
 #define STORE4(m, n, v) y[output_index(m, n) / 4] = (v) + bias_of(m)
 #define GEMM_CONSTANTS 20   // the core's tile constants follow this shader's

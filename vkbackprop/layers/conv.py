@@ -12,13 +12,15 @@ The weight and bias gradients reduce over the batch and every output position, w
 terms for batch 64 at 32x32): it is split into slices summed by separate workgroups into a scratch
 buffer, then added slice by slice in a fixed order (split-K; deterministic).
 
-On CPU devices (where the vec4 + subgroup-shuffle core is chosen, gemm_shuffle.applies) each GEMM
+On CPU devices (where the vec4 + subgroup-shuffle core is chosen, gemm_shuffle.chosen) each GEMM
 whose shape allows runs on that core instead (the *_shuffle.comp shaders): a lane's four columns are
 neighbours in one image row, read as quads (shaders/conv2d/quads.glsl), so the rows must be a
 multiple of 4 wide (output rows for forward and the weight gradient, input rows for the input
-gradient) and the reduction must split into quads. A strided input gradient goes one phase of dx at
-a time over the taps that reach it (backward_input_phases.comp) instead of multiplying zeros for
-the others. On lavapipe that made the ResNet benchmark's convolutions 3-4x faster."""
+gradient) and the gradients' reductions must split into quads (forward runs its reduction to the
+next quad, the extra terms zero: a first layer's 3 channels x 9 taps). A strided input gradient goes
+one phase of dx at a time over the taps that reach it (backward_input_phases.comp) instead of
+multiplying zeros for the others. On lavapipe that made the ResNet benchmark's convolutions 3-4x
+faster."""
 
 from __future__ import annotations
 
@@ -182,9 +184,10 @@ class Conv2d(Module):
         buffers = {"x": io.x, "weight": io.params["weight"], "bias": bias, "y": io.y}
         rows, columns = self.out_channels // self.groups, io.batch * geometry["OUT_H"] * geometry["OUT_W"]
         terms, constants = self.in_channels // self.groups * math.prod(self.kernel_size), dict(geometry, HAS_BIAS=self.bias)
-        # The shuffle core's lanes take four neighbouring columns of one output row.
-        if (geometry["OUT_W"] % 4 == 0 and _whole_quads(io.x)
-                and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True)):
+        # The shuffle core's lanes take four neighbouring columns of one output row; the shader
+        # reads weight rows of any length (its reduction runs to the next quad).
+        if (geometry["OUT_W"] % 4 == 0 and _whole_quads(io.x, io.params["weight"])
+                and gemm_shuffle.chosen(io.device)):
             return [gemm_shuffle.shuffle_dispatch(io.device, _FORWARD_SHUFFLE, buffers, rows, columns, terms, constants,
                                                   z=self.groups, tile=_shuffle_tile(rows, columns))]
         return [gemm_dispatch(io.device, _FORWARD, buffers, rows, columns, terms, constants, z=self.groups,

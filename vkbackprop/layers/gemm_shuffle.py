@@ -52,13 +52,19 @@ def chosen_kernel() -> str:
     return kernel
 
 
+def chosen(device) -> bool:
+    """Whether GEMMs on this device take the shuffle core where their shapes allow (the kernel
+    choice alone: `applies` checks a shape too)."""
+    kernel = chosen_kernel()
+    return kernel == "shuffle" or (kernel == "auto" and device.properties["device_type"] == "Cpu")
+
+
 def applies(device, m: int, n: int, k: int, b_n_contiguous: bool, a_m_contiguous: bool = False) -> bool:
     """Whether the shuffle core can run this shape and is chosen. Its vec4 loads need whole quads:
     A stored [m][k] needs k % 4 == 0, A stored [k][m] (a_m_contiguous) m % 4 == 0; B stored [k][n]
     (b_n_contiguous) needs n % 4 == 0, B stored [n][k] k % 4 == 0. (With A [k][m] and B [k][n], the
     core steps through the k % 4 tail one k at a time.)"""
-    kernel = chosen_kernel()
-    if kernel == "scalar" or (kernel == "auto" and device.properties["device_type"] != "Cpu"):
+    if not chosen(device):
         return False
     a_ok = m % 4 == 0 if a_m_contiguous else k % 4 == 0
     b_ok = n % 4 == 0 if b_n_contiguous else k % 4 == 0
