@@ -30,7 +30,8 @@
 //   B_ROW4(k, n0)     B[k][n0 .. n0 + 3], n0 % 4 == 0 (B_N_CONTIGUOUS 1)
 //   B_COLUMN4(n, k4)  B[4k4 .. 4k4 + 3][n] (B_N_CONTIGUOUS 0)
 //   K4_FIRST, K4_LAST the quads [K4_FIRST, K4_LAST) of the reduction to sum (split-K; default all
-//                     K / 4; the row sums always cover [0, K))
+//                     K / 4; the row sums always cover [0, K)). A range past K / 4 (a reduction
+//                     of no whole quads run to the next quad) needs quads that are 0 past K.
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require

@@ -3,8 +3,8 @@
 #include "../common/vec4_input.glsl"
 // forward.comp on the vec4 + subgroup-shuffle GEMM core (common/gemm_shuffle.glsl), where
 // vkbackprop/layers/conv.py finds it applies: OUT_W % 4 == 0 (a lane's four columns are neighbours
-// in one output row), x a whole number of quads. A reduction of no whole quads (a first layer's 3
-// channels x 9 taps) runs to the next quad, its terms past K zero.
+// in one output row), x and the weight whole numbers of quads. A reduction of no whole quads (a first
+// layer's 3 channels x 9 taps) runs to the next quad, its terms past K zero.
 // y[b, o, oh, ow] = bias[o] + sum over (c, kh, kw) of
 //                   weight[o, c, kh, kw] * x[b, g * GROUP_IN + c, window(oh, ow) + tap(kh, kw)]
 // Rows the group's output channels, columns (b, oh, ow), reduction (c, kh, kw); group g = workgroup
