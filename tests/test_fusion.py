@@ -1,8 +1,9 @@
-"""A Linear whose output only a ReLU reads stores max(., 0) itself (plan.py `_fusions`), and a
-Linear whose input only it reads, the output of the ReLU right before it, applies that ReLU's
-backward to the dx it stores (`_backward_fusions`): the ReLU's dispatches and their barriers go,
-and everything the trainer computes stays bit-identical to the unfused plan (the oracle here: the
-same plan with fusion turned off), which the other tests already compare with PyTorch."""
+"""A Linear or BatchNorm whose output only a ReLU reads stores max(., 0) itself (plan.py
+`_fusions`), and a Linear whose input only it reads, the output of the ReLU right before it, applies
+that ReLU's backward to the dx it stores (`_backward_fusions`): the ReLU's dispatches and their
+barriers go, and everything the trainer computes stays bit-identical to the unfused plan (the
+oracle here: the same plan with fusion turned off), which the other tests already compare with
+PyTorch."""
 
 import numpy as np
 import pytest
@@ -159,3 +160,24 @@ def test_backward_not_fused_where_the_relu_output_has_another_reader_or_the_relu
         assert plan._backward_fusions(model) == {}
     model.calls = [model.calls[i] for i in (2, 0, 1, 3, 4)]   # the depth-first order again: fused
     assert list(plan._backward_fusions(model).values()) == [model.calls[2]]
+
+
+def cnn():
+    """Conv -> BatchNorm -> ReLU twice (the second pair after a MaxPool), then a Linear."""
+    return vb.Sequential(vb.Conv2d(2, 4, 3, padding=1), vb.BatchNorm2d(4), vb.ReLU(), vb.MaxPool2d(2),
+                         vb.Conv2d(4, 8, 3, padding=1), vb.BatchNorm2d(8, affine=False), vb.ReLU(),
+                         vb.Flatten(), vb.Linear(8 * 2 * 4, 5), input_shape=(2, 4, 8))
+
+
+def test_batch_norm_stores_its_relu_in_training_and_eval_mode(device, monkeypatch):
+    """BatchNorm + ReLU: one normalize dispatch, in the training step and in predict (eval mode,
+    running statistics); bit-identical to the unfused plan, predictions included."""
+    fused = run(cnn, 6, 3, 2, device, monkeypatch, fuse=True)
+    plain = run(cnn, 6, 3, 2, device, monkeypatch, fuse=False)
+    assert_identical(fused, plain)
+    for plan in (fused[0].plan.train, fused[0].plan.predict):
+        assert not any("relu/forward" in w.name for k, w in plan.log if k == "dispatch")
+        check_barriers_exact(plan.log)
+    assert sum("relu/forward" in n for n in forward_names(plain[0].plan)) == 2
+    normalize = [w for k, w in fused[0].plan.predict.log if k == "dispatch" and "normalize" in w.name]
+    assert [b.name for d in normalize for b in d.writes] == ["2.output", "6.output"]   # the ReLUs' outputs

@@ -291,8 +291,8 @@ class StepPlan:
             work = [_named(d, self.labels[call]) for d in call.layer.forward(io)]
             self._check_saved(call, io)
             forward += work
-            if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches
-                eval_io = dataclasses.replace(ios[call], training=False, dxs=None, grads={}, saved={})
+            if call.layer.differs_in_eval:   # e.g. dropout: its own eval-mode dispatches (with any epilogue)
+                eval_io = dataclasses.replace(io, training=False, dxs=None, grads={}, saved={})
                 work = [_named(d, self.labels[call]) for d in call.layer.forward(eval_io)]
             inference += work
         fused_back = self._backward_fusions(model)   # consumer call -> the activation whose backward it applies
@@ -334,11 +334,13 @@ class StepPlan:
         self.forward, self.backward, self.inference = forward, backward, inference
 
     def _fusions(self, model) -> dict:
-        """Calls whose forward can also do the next call's activation (a Linear followed by a ReLU):
-        {producer call: activation call}. Only where the producer's output is read by nothing else
-        (no other layer, view or model output) and neither call behaves differently in eval mode:
-        it then needs no output buffer of its own, and backward is unchanged (ReLU's needs only its
-        output; Linear's reads its input, not its output). The result is bit-identical."""
+        """Calls whose forward can also do the next call's activation (a Linear or a BatchNorm
+        followed by a ReLU): {producer call: activation call}. Only where the producer's output is
+        read by nothing else (no other layer, view or model output) and the activation behaves the
+        same in eval mode (a producer that does not, BatchNorm, applies it in its eval forward too):
+        the producer then needs no output buffer of its own, and backward is unchanged (ReLU's needs
+        only its output; Linear's and BatchNorm's read their input, not their output). The result is
+        bit-identical."""
         readers = self._readers(model)
         fused = {}
         for call in model.calls:
@@ -349,7 +351,7 @@ class StepPlan:
             if (user.layer.fusible_as in call.layer.epilogues and user.inputs == (call.output,)
                     and self._root[id(call.output)] is call.output
                     and self._root[id(user.output)] is user.output and call not in fused.values()
-                    and not (call.layer.differs_in_eval or user.layer.differs_in_eval)):
+                    and not user.layer.differs_in_eval):
                 fused[call] = user
         return fused
 

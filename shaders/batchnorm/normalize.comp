@@ -2,7 +2,8 @@
 #extension GL_GOOGLE_include_directive : require
 // y = (x - mean[c]) / sqrt(variance[c] + EPS) * weight[c] + bias[c], c the element's channel; the
 // batch statistics in training mode, the running ones in eval mode. Without AFFINE (HAS_BIAS) the
-// weight and bias (the bias) are left out and their bindings are never read.
+// weight and bias (the bias) are left out and their bindings are never read. With RELU it stores
+// max(y, 0): a ReLU that reads this output alone (plan.py fuses the pair; bit-identical).
 // On quads of 4 elements (common/vec4_index.glsl): one channel's per quad where SPATIAL % 4 == 0,
 // its parameters loaded once for the four.
 
@@ -12,6 +13,7 @@ layout(constant_id = 2) const uint SPATIAL = 1;
 layout(constant_id = 3) const float EPS = 1e-5;
 layout(constant_id = 4) const bool AFFINE = true;
 layout(constant_id = 5) const bool HAS_BIAS = true;
+layout(constant_id = 6) const bool RELU = false;
 
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) readonly buffer Mean { float mean[]; };
@@ -31,7 +33,7 @@ vec4 normalized(const vec4 v, const vec4 m, const vec4 var, const vec4 w, const 
     vec4 value = (v - m) / sqrt(var + EPS);
     if (AFFINE) value *= w;
     if (HAS_BIAS) value += b;
-    return value;
+    return RELU ? max(value, 0.0) : value;
 }
 
 // A channel's values; the parameters only where they exist (a placeholder is bound otherwise).

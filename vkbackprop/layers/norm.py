@@ -76,6 +76,9 @@ class _BatchNorm(Module):
     differs_in_eval = True
     keeps_shape = True
     backward_reads = ("x",)     # x-hat is recomputed from x and the saved statistics
+    # A following ReLU can be applied as normalize's epilogue (one dispatch and barrier less), in
+    # training and eval mode alike.
+    epilogues = ("relu",)
     ranks: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
@@ -158,7 +161,8 @@ class _BatchNorm(Module):
                    "bias": io.params["bias"] if self.bias else placeholder}
         return work + [elementwise(io.device, "batchnorm/normalize.comp", buffers, io.x.size,
                                    {"CHANNELS": geometry["CHANNELS"], "SPATIAL": geometry["SPATIAL"],
-                                    "EPS": self.eps, "AFFINE": self.affine, "HAS_BIAS": self.bias})]
+                                    "EPS": self.eps, "AFFINE": self.affine, "HAS_BIAS": self.bias,
+                                    "RELU": io.epilogue == "relu"})]
 
     def _batch_statistics(self, io: LayerIO, geometry: dict) -> list:
         """The batch's mean and variance into io.saved, and in training mode the running statistics'
