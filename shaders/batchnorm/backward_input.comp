@@ -57,7 +57,6 @@ float sum_dy_xhat_of(const uint c) { return BATCH_STATS ? sum_dy_xhat[c] : 0.0; 
 // input_gradient() for values of one channel c, or of channels cs.
 #define ONE_CHANNEL(g, v, c) input_gradient(g, v, vec4(mean_of(c)), vec4(variance_of(c)), vec4(weight_of(c)), \
                                             vec4(sum_dy_of(c)), vec4(sum_dy_xhat_of(c)))
-#define GATHER(value_of, cs) vec4(value_of(cs.x), value_of(cs.y), value_of(cs.z), value_of(cs.w))
 #define CHANNELS_OF(g, v, cs) input_gradient(g, v, GATHER(mean_of, cs), GATHER(variance_of, cs), \
                                              GATHER(weight_of, cs), GATHER(sum_dy_of, cs), GATHER(sum_dy_xhat_of, cs))
 
@@ -68,7 +67,7 @@ void main() {
         if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
             dx4[q] = ONE_CHANNEL(dy4[q], BATCH_STATS ? x4[q] : vec4(0.0), channel_of(4 * q));
         } else {
-            const uvec4 cs = uvec4(channel_of(4 * q), channel_of(4 * q + 1), channel_of(4 * q + 2), channel_of(4 * q + 3));
+            const uvec4 cs = quad_channels(q);
             dx4[q] = CHANNELS_OF(dy4[q], BATCH_STATS ? x4[q] : vec4(0.0), cs);
         }
     }

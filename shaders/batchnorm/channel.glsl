@@ -11,6 +11,14 @@ uint channel_of(uint i) {
     return (i / SPATIAL) % CHANNELS;
 }
 
+// The channels of quad q's four elements (flat elements 4q .. 4q + 3).
+uvec4 quad_channels(uint q) {
+    return uvec4(channel_of(4 * q), channel_of(4 * q + 1), channel_of(4 * q + 2), channel_of(4 * q + 3));
+}
+
+// A per-channel value of each of the channels cs, by its accessor `value_of(c)`.
+#define GATHER(value_of, cs) vec4(value_of(cs.x), value_of(cs.y), value_of(cs.z), value_of(cs.w))
+
 // The channel a per-channel workgroup reduces (workgroup counts above 65,535 fold into y).
 uint workgroup_channel() {
     return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;

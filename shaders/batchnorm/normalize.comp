@@ -44,7 +44,6 @@ float bias_of(const uint c) { return HAS_BIAS ? bias[c] : 0.0; }
 
 // normalized() for values of one channel c, or of channels cs.
 #define ONE_CHANNEL(v, c) normalized(v, vec4(mean_of(c)), vec4(variance_of(c)), vec4(weight_of(c)), vec4(bias_of(c)))
-#define GATHER(value_of, cs) vec4(value_of(cs.x), value_of(cs.y), value_of(cs.z), value_of(cs.w))
 #define CHANNELS_OF(v, cs) normalized(v, GATHER(mean_of, cs), GATHER(variance_of, cs), GATHER(weight_of, cs), \
                                       GATHER(bias_of, cs))
 
@@ -55,7 +54,7 @@ void main() {
         if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
             y4[q] = ONE_CHANNEL(x4[q], channel_of(4 * q));
         } else {
-            const uvec4 cs = uvec4(channel_of(4 * q), channel_of(4 * q + 1), channel_of(4 * q + 2), channel_of(4 * q + 3));
+            const uvec4 cs = quad_channels(q);
             y4[q] = CHANNELS_OF(x4[q], cs);
         }
     }

@@ -1,5 +1,6 @@
 // A read-only input read as vec4 quads: VEC4_INPUT(binding, Block, name) declares it, LOAD4(name, i)
-// reads its i-th quad.
+// reads its i-th quad, LOAD1(name, i) its i-th float (the quad holding it: for values that are no
+// neighbours, e.g. weights gathered across channels).
 //
 // Compiled with -DTEXEL_READS=1 it is a uniform texel buffer read with texelFetch: llvmpipe
 // (lavapipe) turns every storage-buffer load into a loop over the lanes with a branch per lane and
@@ -15,3 +16,4 @@
     layout(set = 0, binding = binding_index) readonly buffer Block { vec4 name[]; }
 #define LOAD4(name, i) name[i]
 #endif
+#define LOAD1(name, i) LOAD4(name, (i) / 4)[(i) % 4]

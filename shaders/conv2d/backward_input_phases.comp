@@ -55,7 +55,7 @@ vec4 weight_quad(const uint m, const uint k4) {
     vec4 a;
     [[unroll]] for (uint q = 0; q < 4; ++q) {
         const uint i = ((GROUP * GROUP_OUT + t.o + q) * GROUP_IN + m) * TAPS + t.tap.x * KERNEL_W + t.tap.y;
-        a[q] = LOAD4(weight, i / 4)[i % 4];
+        a[q] = LOAD1(weight, i);
     }
     return a;
 }

@@ -32,7 +32,7 @@ vec4 weight_quad(const uint m, const uint k4) {
     [[unroll]] for (uint q = 0; q < 4; ++q) {
         const uvec2 channel_tap = split_index(4 * k4 + q, TAPS);
         const uint i = ((GROUP * GROUP_OUT + channel_tap.x) * GROUP_IN + m) * TAPS + channel_tap.y;
-        a[q] = LOAD4(weight, i / 4)[i % 4];
+        a[q] = LOAD1(weight, i);
     }
     return a;
 }

@@ -35,7 +35,7 @@ vec4 weight_quad(const uint m, const uint k4) {
     vec4 a;
     [[unroll]] for (uint q = 0; q < 4; ++q) {
         const uint i = row + min(4 * k4 + q, K - 1);
-        a[q] = LOAD4(weight, i / 4)[i % 4];
+        a[q] = LOAD1(weight, i);
     }
     return a;
 }
