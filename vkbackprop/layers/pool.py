@@ -106,11 +106,12 @@ class _Pool2d(Module):
         io.device.check_loop(_nested_loop_iterations(rows, cols),
                              f"{self!r} {'backward' if backward else 'forward'} on a ({c}, {h}, {w}) input")
 
-    def _dispatch(self, io: LayerIO, shader: str, buffers: dict, items: int):
+    def _dispatch(self, io: LayerIO, shader: str, buffers: dict, items: int, extra_constants=None):
         c, h, w = io.in_shapes[0]
         _, oh, ow = io.out_shape
         program = io.device.program(shader)
-        constants = {"PLANES": io.batch * c, "IN_H": h, "IN_W": w, "OUT_H": oh, "OUT_W": ow, **self._constants()}
+        constants = {"PLANES": io.batch * c, "IN_H": h, "IN_W": w, "OUT_H": oh, "OUT_W": ow, **self._constants(),
+                     **(extra_constants or {})}
         return io.device.dispatch(program, buffers, io.device.grid_1d(items, program.local_size[0]), constants)
 
     def _forward_extras(self, io: LayerIO) -> dict:
@@ -189,6 +190,21 @@ class MaxPool2d(_SlidingPool2d):
         if "argmax" not in io.saved:
             raise ValueError(f"{self!r}: backward needs the argmax saved by forward on the same LayerIO")
         return {"argmax": io.saved["argmax"]}
+
+    def backward(self, io: LayerIO) -> list:
+        if io.dx is None or not self._backward_on_quads(io.in_shapes[0]):
+            return super().backward(io)
+        buffers = {"dy": io.dy, "dx4": io.dx, **self._backward_extras(io)}
+        width, (stride, pad) = io.in_shapes[0][2], (self.windows.stride[1], self.windows.padding[1])
+        # Per quad of columns iw .. iw + 3, the windows (iw + c + pad) // stride it falls in.
+        meets = max((iw + 3 + pad) // stride - (iw + pad) // stride + 1 for iw in range(0, width, 4))
+        return [self._dispatch(io, "maxpool2d/backward_quads.comp", buffers, io.dx.size // 4,
+                               {"QUAD_WINDOWS": meets})]
+
+    def _backward_on_quads(self, shape) -> bool:
+        """Whether backward runs maxpool2d/backward_quads.comp: windows that do not overlap (each
+        input has at most one window to receive from) and input rows of whole quads."""
+        return shape[2] % 4 == 0 and all(self.windows.most_covering(axis) == 1 for axis in (0, 1))
 
 
 class AvgPool2d(_SlidingPool2d):
