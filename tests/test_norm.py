@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import vkbackprop as vb
+from vkbackprop.device import Device
 from vkbackprop.gradcheck import run_layer
 from vkbackprop.layers.base import LayerIO
 from vkbackprop.layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -187,6 +188,28 @@ def test_layer_norm_gpu_matches_reference(device, rng, lead, normalized, batch, 
     assume(math.prod(normalized) <= 400)
     layer = LayerNorm(tuple(normalized), eps=1e-4, elementwise_affine=affine, bias=bias)
     check_layer(device, rng, layer, (*lead, *normalized), batch, training, need_dx, offset, scale)
+
+
+@pytest.mark.parametrize("per_row", [True, False], ids=["invocation per row", "workgroup per row"])
+@pytest.mark.parametrize("layer, shape, batch", [
+    (LayerNorm(8), (8,), 5),
+    (LayerNorm((3, 4)), (2, 3, 4), 3),
+    (LayerNorm(12, elementwise_affine=False), (12,), 4),
+    (LayerNorm(16, bias=False), (16,), 2),
+    (LayerNorm(4), (4,), 1),
+    (LayerNorm(10), (10,), 3),          # rows of no whole quads: a workgroup per row either way
+], ids=repr)
+def test_layer_norm_row_forms(device, rng, monkeypatch, dispatches, per_row, layer, shape, batch):
+    """Both forms of the row passes on any device (a CPU device takes the invocation per row, a GPU
+    the workgroups), and the parameter gradients on quads of columns where rows hold whole quads."""
+    monkeypatch.setattr(Device, "prefers_invocation_per_row", property(lambda self: per_row))
+    check_layer(device, rng, layer, shape, batch, training=True, need_dx=True, offset=0.5, scale=2.0)
+    quads = math.prod(layer.normalized_shape) % 4 == 0
+    rows = "_rows" if per_row and quads else ""
+    want = {f"layernorm/forward{rows}.comp", f"layernorm/backward_input{rows}.comp"}
+    if layer.elementwise_affine:
+        want.add(f"layernorm/backward_param{'_quads' if quads else ''}.comp")
+    assert {d.program.path for d in dispatches if d.program.path.startswith("layernorm/")} == want
 
 
 def test_batch_norm_eval_mode_takes_a_single_value_per_channel(device, rng):
@@ -397,6 +420,26 @@ def test_the_longest_reduction_runs_right_and_one_more_step_is_refused(device, r
     layer, shape = make(values + unit)
     with no_gpu_work(), pytest.raises(ValueError, match=r"needs \d+ loop iterations per shader invocation"):
         layer.forward(fake_io(device, 1, shape))
+
+
+def test_the_longest_row_on_quads_runs_right_and_one_quad_more_takes_workgroups(device, rng, monkeypatch,
+                                                                                 dispatches):
+    """An invocation per row runs 3 loops of COLS / 4 in forward (each exit counts once more): the
+    longest row within the loop limit runs in that form right up to its last quad; one quad more
+    goes to the workgroup form, which still fits."""
+    if device.loop_limit is None:
+        return
+    monkeypatch.setattr(Device, "prefers_invocation_per_row", property(lambda self: True))
+    longest = 4 * (device.loop_limit // 3 - 1)
+    for cols, program in ((longest, "layernorm/forward_rows.comp"), (longest + 4, "layernorm/forward.comp")):
+        x = rng.standard_normal((1, cols)).astype(np.float32)
+        x[0, -4:] = 100.0
+        dispatches.clear()
+        y, _, _ = run_layer(device, LayerNorm(cols, elementwise_affine=False), x, {}, rng.standard_normal(x.shape),
+                            need_dx=False, shapes=[(cols,)])
+        want = (x - x.astype(np.float64).mean()) / np.sqrt(x.astype(np.float64).var() + 1e-5)
+        assert_close(y, want, 1e-4, f"y of a row of {cols}")
+        assert program in {d.program.path for d in dispatches}
 
 
 # --- through the Trainer, vs PyTorch --------------------------------------------------------

@@ -71,7 +71,7 @@ def test_training_gives_the_same_bits_at_every_subgroup_size(tmp_path):
     for shader in ("conv2d/forward_shuffle.comp", "conv2d/backward_weight_shuffle.comp",
                    "conv2d/backward_input_shuffle.comp", "conv2d/backward_input_phases.comp",
                    "linear/forward_shuffle.comp", "linear/backward_weight_shuffle.comp",
-                   "linear/backward_input_shuffle.comp", "batchnorm/statistics.comp", "layernorm/forward.comp",
+                   "linear/backward_input_shuffle.comp", "batchnorm/statistics.comp", "layernorm/forward_rows.comp",
                    "lstm/forward_step.comp", "lstm/backward_step.comp", "guard/sum_squares.comp"):
         assert shader in results[8]["shaders"], shader
     expected = results.pop(8)

@@ -144,6 +144,15 @@ class Device:
             return override == "1"
         return self.properties["device_type"] == "Cpu"
 
+    @property
+    def prefers_invocation_per_row(self) -> bool:
+        """Whether a reduction over each row of a matrix (LayerNorm's passes) should run one
+        invocation per row on quads, rather than a workgroup per row whose lanes read neighbouring
+        values and add them up in a shared-memory tree: on CPU devices, where each tree level's
+        barrier and each load instruction cost more than a sequential sum (LayerNorm 1024x1024 on
+        lavapipe: forward 7.2 -> 1.2 ms, dx 7.8 -> 1.4). GPUs keep the workgroups."""
+        return self.properties["device_type"] == "Cpu"
+
     def texel_fits(self, buffer: "Buffer") -> bool:
         """Whether a float/int buffer can be bound as a texel buffer of vec4 quads (at least one
         whole quad, at most maxTexelBufferElements of them)."""
