@@ -1,7 +1,7 @@
-"""A Linear or BatchNorm whose output only a ReLU reads stores max(., 0) itself (plan.py
-`_fusions`), and a Linear whose input only it reads, the output of the ReLU right before it, applies
-that ReLU's backward to the dx it stores (`_backward_fusions`): the ReLU's dispatches and their
-barriers go, and everything the trainer computes stays bit-identical to the unfused plan (the
+"""A Linear, BatchNorm or Add whose output only a ReLU reads stores max(., 0) itself (plan.py
+`_fusions`), a Linear whose input only it reads, the output of the ReLU right before it, applies
+that ReLU's backward to the dx it stores (`_backward_fusions`), and an Add applies its fused ReLU's
+backward to dy where no Linear took it (`dy_prologues`): the ReLU's dispatches and their barriers go, and everything the trainer computes stays bit-identical to the unfused plan (the
 oracle here: the same plan with fusion turned off), which the other tests already compare with
 PyTorch."""
 
@@ -181,3 +181,30 @@ def test_batch_norm_stores_its_relu_in_training_and_eval_mode(device, monkeypatc
     assert sum("relu/forward" in n for n in forward_names(plain[0].plan)) == 2
     normalize = [w for k, w in fused[0].plan.predict.log if k == "dispatch" and "normalize" in w.name]
     assert [b.name for d in normalize for b in d.writes] == ["2.output", "6.output"]   # the ReLUs' outputs
+
+
+def residual(addends: int):
+    """Two residual blocks on a Linear's output h: r = ReLU(Add(h, Linear(h), ...)) with `addends`
+    terms, then ReLU(Add(r, Linear(r))) and a Linear. The first block's ReLU output has two readers,
+    so its backward can only be its Add's (dy_prologues); the second's only reader is the last
+    Linear, whose dx epilogue takes it (backward fusions come first)."""
+    x = vb.Input(6)
+    h = vb.Linear(6, 8)(x)
+    r = vb.ReLU()(vb.Add()(h, *[vb.Linear(8, 8)(h) for _ in range(addends - 1)]))
+    r = vb.ReLU()(vb.Add()(r, vb.Linear(8, 8)(r)))
+    return vb.Model(x, vb.Linear(8, 3)(r))
+
+
+@pytest.mark.parametrize("addends", [2, 3])
+def test_add_applies_its_relu_forward_and_backward(device, monkeypatch, addends):
+    fused = run(lambda: residual(addends), 5, 3, 4, device, monkeypatch, fuse=True)
+    assert_identical(fused, run(lambda: residual(addends), 5, 3, 4, device, monkeypatch, fuse=False))
+    train = [w for k, w in fused[0].plan.train.log if k == "dispatch"]
+    assert not any("relu/" in w.name for w in train)
+    sums = [w.constants["RELU"] for w in train if "add/forward" in w.name]
+    assert sums == [False] * (addends - 2) + [True, True]   # the last sum of each Add stores the ReLU
+    copies = [w.constants["RELU_BACKWARD"] for w in train if "add/backward" in w.name]
+    assert copies == [False, False] + [True] * addends      # reversed order: the second block's Add first
+    assert not any("relu/" in w.name for k, w in fused[0].plan.predict.log if k == "dispatch")
+    for plan in (fused[0].plan.train, fused[0].plan.predict):
+        check_barriers_exact(plan.log)

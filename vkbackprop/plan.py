@@ -297,13 +297,21 @@ class StepPlan:
             inference += work
         fused_back = self._backward_fusions(model)   # consumer call -> the activation whose backward it applies
         absorbed_back = set(fused_back.values())
+        # Producers whose backward also applies their fused activation's to dy (Add's ReLU), where no
+        # consumer's backward took that activation's already: producer call -> activation call.
+        fused_dy = {call: act for call, act in fused.items()
+                    if act.layer.fusible_as in call.layer.dy_prologues and act not in absorbed_back}
+        absorbed_dy = set(fused_dy.values())
         # Parameters one call alone writes the gradient of: that writer may also sum its squares.
         writers = collections.Counter(key for call in model.calls for key in model.param_names(call.layer).values())
         self.grad_squares = {}   # parameter name -> buffer of partial sums of its gradient's squares
         for call in reversed(model.calls):
-            if getattr(call.layer, "is_view", False) or call in absorbed_back:
-                continue     # a view's output gradient already is its input's; an absorbed call's backward ran
-            dy = live.pop(id(call.output), None)   # every call's output reaches a model output, so has a gradient
+            if getattr(call.layer, "is_view", False) or call in absorbed_back or call in absorbed_dy:
+                continue     # a view's output gradient already is its input's; an absorbed call's backward runs
+                             # in its neighbour's
+            # Every call's output reaches a model output, so has a gradient (a producer that applies its
+            # activation's backward starts from the activation's).
+            dy = live.pop(id(fused_dy[call].output if call in fused_dy else call.output), None)
             if dy is None:
                 raise RuntimeError(f"plan: nothing contributed to the gradient of {self.labels[call]}'s output")
             io, stand_ins = self._released(dataclasses.replace(ios[call], dy=dy))
@@ -315,6 +323,8 @@ class StepPlan:
             if call in fused_back:   # dx is the activation's input gradient
                 io = dataclasses.replace(io, dx_epilogue=fused_back[call].layer.fusible_as)
                 inputs = fused_back[call].inputs
+            if call in fused_dy:     # dy is the activation's output gradient (y its output: the mask)
+                io = dataclasses.replace(io, dy_prologue=fused_dy[call].layer.fusible_as)
             for i, v in enumerate(inputs):
                 if root[id(v)].call is not None:   # model inputs need no gradient
                     io.dxs[i], add = contribute(v)
@@ -334,13 +344,14 @@ class StepPlan:
         self.forward, self.backward, self.inference = forward, backward, inference
 
     def _fusions(self, model) -> dict:
-        """Calls whose forward can also do the next call's activation (a Linear or a BatchNorm
-        followed by a ReLU): {producer call: activation call}. Only where the producer's output is
-        read by nothing else (no other layer, view or model output) and the activation behaves the
-        same in eval mode (a producer that does not, BatchNorm, applies it in its eval forward too):
-        the producer then needs no output buffer of its own, and backward is unchanged (ReLU's needs
-        only its output; Linear's and BatchNorm's read their input, not their output). The result is
-        bit-identical."""
+        """Calls whose forward can also do the next call's activation (a Linear, a BatchNorm or an
+        Add followed by a ReLU): {producer call: activation call}. Only where the producer's output
+        is read by nothing else (no other layer, view or model output) and the activation behaves
+        the same in eval mode (a producer that does not, BatchNorm, applies it in its eval forward
+        too): the producer then needs no output buffer of its own, and backward is unchanged (ReLU's
+        needs only its output; Linear's and BatchNorm's read their input, not their output; Add's
+        reads nothing) unless the producer applies the activation's backward too (`dy_prologues`,
+        see _route). The result is bit-identical."""
         readers = self._readers(model)
         fused = {}
         for call in model.calls:

@@ -37,6 +37,9 @@ class LayerIO:
     dx_epilogue: str | None = None  # backward only: the backward of the activation whose output x is, to
                                     # apply before storing dx (plan.py fused the previous layer in; dx is
                                     # then that layer's input gradient)
+    dy_prologue: str | None = None  # backward only: the backward of the activation forward applied as its
+                                    # epilogue, to apply to dy first (plan.py fused the next layer in: dy
+                                    # is then that layer's output gradient, y its output, the mask)
     squares: dict | None = None     # backward only: a dict when plan.py wants each parameter gradient's sum
                                     # of squares (the gradient norm) from its writer: a layer that can puts
                                     # grads[name]'s partial sums there (name -> Buffer whose sum it is);
@@ -84,6 +87,8 @@ class Module:
     epilogues: tuple = ()            # activations (their `fusible_as`) forward can apply to its output
     dx_epilogues: tuple = ()         # activations (their `fusible_as`) whose backward this layer's
                                      # backward can apply to dx, the activation having produced its input
+    dy_prologues: tuple = ()         # of its `epilogues`, those whose backward its backward can apply to
+                                     # dy first, where its forward applied them
     fusible_as: str | None = None    # an activation a neighbouring layer may apply for this one (plan.py)
     backward_reads: tuple = ("x", "y")   # what backward reads of its inputs ("x": all of them) and its
                                          # output ("y"), like PyTorch's saved tensors: the plan may reuse

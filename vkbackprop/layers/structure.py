@@ -14,6 +14,11 @@ class Add(Module):
 
     keeps_shape = True
     backward_reads = ()
+    # A following ReLU (a residual block's) can be applied as the last sum's epilogue, and its
+    # backward to dy as each copy's prologue: two dispatches and barriers less, the same bits. The
+    # mask is then y, the ReLU's output, which its own backward_reads keep.
+    epilogues = ("relu",)
+    dy_prologues = ("relu",)
 
     def __repr__(self) -> str:
         return "Add()"
@@ -26,14 +31,16 @@ class Add(Module):
         return in_features[0]
 
     def forward(self, io: LayerIO) -> list:
-        n = io.y.size
-        work = [elementwise(io.device, "add/forward.comp", {"a": io.xs[0], "b": io.xs[1], "y": io.y}, n)]
-        for x in io.xs[2:]:
-            work.append(elementwise(io.device, "add/forward.comp", {"a": io.y, "b": x, "y": io.y}, n))
-        return work
+        n, last = io.y.size, len(io.xs) - 2
+        return [elementwise(io.device, "add/forward.comp", {"a": io.y if i else io.xs[0], "b": x, "y": io.y}, n,
+                            {"RELU": i == last and io.epilogue == "relu"})
+                for i, x in enumerate(io.xs[1:])]
 
     def backward(self, io: LayerIO) -> list:
-        return [elementwise(io.device, "add/backward.comp", {"dy": io.dy, "dx": dx}, io.y.size)
+        relu = io.dy_prologue == "relu"
+        mask = io.y if relu else io.device.placeholder
+        return [elementwise(io.device, "add/backward.comp", {"dy": io.dy, "mask": mask, "dx": dx}, io.y.size,
+                            {"RELU_BACKWARD": relu})
                 for dx in io.dxs if dx is not None]
 
 
