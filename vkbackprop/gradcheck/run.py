@@ -122,7 +122,9 @@ class _UpstreamGradient(Loss):
         return np.asarray(target, np.float32).reshape(batch, out_features)
 
     def dispatch(self, device, pred, target, dloss, loss, dpred):
-        return elementwise(device, "add/backward.comp", {"dy": target, "dx": dpred}, pred.size)
+        # Add's gradient copy (no ReLU mask) copies the given gradient into dL/d(output).
+        return elementwise(device, "add/backward.comp", {"dy": target, "mask": device.placeholder, "dx": dpred},
+                           pred.size)
 
 
 def run_model(device, model, xs: list, dys: list):

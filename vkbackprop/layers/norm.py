@@ -249,6 +249,11 @@ class BatchNorm2d(_BatchNorm):
 
 # --- LayerNorm ------------------------------------------------------------------------------
 
+# LayerNorm's row passes: (the shader with a workgroup per row, the one with an invocation per row
+# on quads, the loops over a row each runs).
+_ROW_PASSES = {"forward": ("layernorm/forward.comp", "layernorm/forward_rows.comp", 3),
+               "backward_input": ("layernorm/backward_input.comp", "layernorm/backward_input_rows.comp", 2)}
+
 
 class LayerNorm(Module):
     """torch.nn.LayerNorm: each sample's trailing `normalized_shape` dims normalised by their own
@@ -290,36 +295,37 @@ class LayerNorm(Module):
 
     def _on_quads(self, io: LayerIO, loops: int) -> bool:
         """Whether a row pass of `loops` loops over a row runs one invocation per row on quads
-        (layernorm/<pass>_rows.comp) rather than a workgroup per row with shared-memory trees: on
+        (the second shader of its _ROW_PASSES entry) rather than a workgroup per row with trees: on
         devices that prefer it (Device.prefers_invocation_per_row), for rows of whole quads whose
         loops the device runs to the end."""
         cols, limit = self._rows_cols(io)[1], io.device.loop_limit
         return (io.device.prefers_invocation_per_row and cols % 4 == 0
                 and (limit is None or loops * (cols // 4 + 1) <= limit))
 
-    def _check_row_pass(self, io: LayerIO, name: str, loops: int) -> None:
+    def _check_row_pass(self, io: LayerIO, name: str) -> None:
         """ValueError, before anything is allocated, if the device would cut a row pass's loops
         short (the per-row form is only picked where they fit)."""
+        workgroup_shader, _, loops = _ROW_PASSES[name]
         if not self._on_quads(io, loops):
             cols = self._rows_cols(io)[1]
-            check_workgroup_loops(io, f"layernorm/{name}.comp", cols, loops, sums=2,
-                                  what=f"{self!r} over rows of {cols} values")
+            check_workgroup_loops(io, workgroup_shader, cols, loops, sums=2, what=f"{self!r} over rows of {cols} values")
 
-    def _row_pass(self, io: LayerIO, name: str, loops: int, buffers: dict, constants: dict):
+    def _row_pass(self, io: LayerIO, name: str, buffers: dict, constants: dict):
         """The dispatch of a row pass (forward or backward_input) in the form `_on_quads` picks."""
         rows, cols = self._rows_cols(io)
+        workgroup_shader, row_shader, loops = _ROW_PASSES[name]
         if not self._on_quads(io, loops):
-            return io.device.dispatch(f"layernorm/{name}.comp", buffers, io.device.grid_1d(rows, 1),
+            return io.device.dispatch(workgroup_shader, buffers, io.device.grid_1d(rows, 1),
                                       {"ROWS": rows, "COLS": cols, **constants})
         # Every binding but the row statistics as a vec4 view; the inputs read as texels where preferred.
         quads = {(b if b in ("mean", "invstd") else f"{b}4"): buffer for b, buffer in buffers.items()}
         inputs = [buffer for b, buffer in buffers.items() if b in ("x", "dy", "weight", "bias")]
-        program = io.device.program(f"layernorm/{name}_rows.comp", io.device.read_defines(inputs))
+        program = io.device.program(row_shader, io.device.read_defines(inputs))
         return io.device.dispatch(program, quads, io.device.grid_1d(rows, program.local_size[0]),
                                   {"ROWS": rows, "COLS": cols, **constants})
 
     def forward(self, io: LayerIO) -> list:
-        self._check_row_pass(io, "forward", 3)
+        self._check_row_pass(io, "forward")
         rows, _ = self._rows_cols(io)
         io.saved["mean"] = io.device.buffer("layernorm.mean", (rows,))
         io.saved["invstd"] = io.device.buffer("layernorm.invstd", (rows,))
@@ -327,7 +333,7 @@ class LayerNorm(Module):
         buffers = {"x": io.x, "y": io.y, "mean": io.saved["mean"], "invstd": io.saved["invstd"],
                    "weight": io.params["weight"] if self.elementwise_affine else placeholder,
                    "bias": io.params["bias"] if self.bias else placeholder}
-        return [self._row_pass(io, "forward", 3, buffers,
+        return [self._row_pass(io, "forward", buffers,
                                {"EPS": self.eps, "AFFINE": self.elementwise_affine, "HAS_BIAS": self.bias})]
 
     def backward(self, io: LayerIO) -> list:
@@ -335,14 +341,14 @@ class LayerNorm(Module):
             raise ValueError(f"{self!r}: backward needs the row statistics saved by forward on the same LayerIO")
         rows, cols = self._rows_cols(io)
         if io.dx is not None:
-            self._check_row_pass(io, "backward_input", 2)
+            self._check_row_pass(io, "backward_input")
         if io.grads:
             io.device.check_loop(rows + 1, f"{self!r} over {rows} rows (layernorm/backward_param.comp)")
         saved = {"x": io.x, "dy": io.dy, "mean": io.saved["mean"], "invstd": io.saved["invstd"]}
         work = []
         if io.dx is not None:
             weight = io.params["weight"] if self.elementwise_affine else io.device.placeholder
-            work.append(self._row_pass(io, "backward_input", 2, {**saved, "weight": weight, "dx": io.dx},
+            work.append(self._row_pass(io, "backward_input", {**saved, "weight": weight, "dx": io.dx},
                                        {"AFFINE": self.elementwise_affine}))
         # dweight and dbias: column sums over the rows, one dispatch each (independent of dx), on
         # quads of 4 columns where rows hold whole quads (the same sums, the same bits).
