@@ -10,9 +10,11 @@
 layout(set = 0, binding = 10) writeonly buffer Gates { float gates[]; };  // (B, T, 4H): r, z, n, W_hn h + b_hn
 
 float cell_step(uint b, uint j, uint t) {
-    const float r = vkb_sigmoid(projected_at(b, t, j) + recurrent(b, t, j));
-    const float z = vkb_sigmoid(projected_at(b, t, HIDDEN + j) + recurrent(b, t, HIDDEN + j));
-    const float hn = recurrent(b, t, 2 * HIDDEN + j);
+    float sums[3];
+    recurrent(b, t, j, sums);
+    const float r = vkb_sigmoid(projected_at(b, t, j) + sums[0]);
+    const float z = vkb_sigmoid(projected_at(b, t, HIDDEN + j) + sums[1]);
+    const float hn = sums[2];
     const float n = vkb_tanh(fma(r, hn, projected_at(b, t, 2 * HIDDEN + j)));
     const uint s = (b * STEPS + t) * (4 * HIDDEN) + j;
     gates[s] = r;

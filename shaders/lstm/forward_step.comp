@@ -10,7 +10,8 @@ layout(set = 0, binding = 11) writeonly buffer Gates { float gates[]; };  // (B,
 
 float cell_step(uint b, uint j, uint t) {
     float a[4];
-    for (uint q = 0; q < 4; ++q) a[q] = projected_at(b, t, q * HIDDEN + j) + recurrent(b, t, q * HIDDEN + j);
+    recurrent(b, t, j, a);
+    for (uint q = 0; q < 4; ++q) a[q] = projected_at(b, t, q * HIDDEN + j) + a[q];
     const float i = vkb_sigmoid(a[0]), f = vkb_sigmoid(a[1]), g = vkb_tanh(a[2]), o = vkb_sigmoid(a[3]);
     const float c_next = fma(f, c[state_at(b, t) + j], i * g);
     c[state_at(b, t + 1) + j] = c_next;

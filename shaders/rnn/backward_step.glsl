@@ -8,12 +8,14 @@
 // t = -1 leaves dL/dh_0 in dh_carry.
 
 #include "sequence.glsl"
+#include "../common/vec4_input.glsl"
 
 layout(set = 0, binding = 4) readonly buffer DY { float dy[]; };          // (B, OUT_STRIDE): dy_t at t*H
 layout(set = 0, binding = 5) buffer DGates { float dgates[]; };           // (B, T, SAVED_GATES*H)
 layout(set = 0, binding = 6) buffer DHCarry { float dh_carry[]; };        // (B, H)
-// Where HIDDEN % 4 == 0 (else unused): W_hh^T, (H, GATES * H) rows of whole quads, and dgates as quads.
-layout(set = 0, binding = 7) readonly buffer WeightHHT { vec4 weight_hh_t[]; };
+// Where HIDDEN % 4 == 0 (else unused): W_hh^T, (H, GATES * H) rows of whole quads (texels on
+// lavapipe, common/vec4_input.glsl), and dgates as quads.
+VEC4_INPUT(7, WeightHHT, weight_hh_t);
 layout(set = 0, binding = 8) readonly buffer DGates4 { vec4 dgates4[]; };
 
 uint dgates_at(uint b, uint t) {
@@ -29,7 +31,7 @@ float through_weights(uint b, uint t_next, uint j) {
         const uint w = j * (GATES * HIDDEN / 4);
         vec4 quads = vec4(0.0);
         for (uint r4 = 0; r4 < GATES * HIDDEN / 4; ++r4)
-            quads = fma(weight_hh_t[w + r4], dgates4[(d + HIDDEN_COLUMN(4 * r4)) / 4], quads);
+            quads = fma(LOAD4(weight_hh_t, w + r4), dgates4[(d + HIDDEN_COLUMN(4 * r4)) / 4], quads);
         return (quads.x + quads.y) + (quads.z + quads.w);
     }
     float sum = 0.0;

@@ -8,7 +8,9 @@
 layout(constant_id = 6) const bool RELU = false;
 
 float cell_step(uint b, uint j, uint t) {
-    const float a = projected_at(b, t, j) + recurrent(b, t, j);
+    float sums[1];
+    recurrent(b, t, j, sums);
+    const float a = projected_at(b, t, j) + sums[0];
     return RELU ? max(a, 0.0) : vkb_tanh(a);
 }
 

@@ -6,6 +6,7 @@
 //                state after the last valid step)
 
 #include "sequence.glsl"
+#include "../common/vec4_input.glsl"
 
 layout(constant_id = 5) const bool HAS_BIAS = true;
 
@@ -13,26 +14,40 @@ layout(set = 0, binding = 4) readonly buffer Projected { float projected[]; }; /
 layout(set = 0, binding = 5) readonly buffer BiasHH { float bias_hh[]; };
 layout(set = 0, binding = 6) buffer H { float h[]; };                          // (B, T + 1, H): h_0 .. h_T
 layout(set = 0, binding = 7) writeonly buffer Y { float y[]; };                // (B, OUT_STRIDE): y_t at t*H
-layout(set = 0, binding = 8) readonly buffer H4 { vec4 h4[]; };                 // h and W_hh as whole quads:
-layout(set = 0, binding = 9) readonly buffer WeightHH4 { vec4 weight_hh4[]; };  // their rows, where HIDDEN % 4 == 0
+layout(set = 0, binding = 8) readonly buffer H4 { vec4 h4[]; };   // h and W_hh as whole quads: their rows,
+VEC4_INPUT(9, WeightHH4, weight_hh4);                              // where HIDDEN % 4 == 0
 
 // The input part of gate row `row` (= gate * H + j) at step t: every step's came from one GEMM.
 float projected_at(uint b, uint t, uint row) {
     return projected[(b * STEPS + t) * (GATES * HIDDEN) + row];
 }
 
-// W_hh[row] . h_t + b_hh[row]: the recurrent part of a gate's pre-activation. On quads where the
-// rows are whole quads: on lavapipe each load instruction costs about what one value does.
-float recurrent(uint b, uint t, uint row) {
-    const uint w = row * HIDDEN, s = state_at(b, t);
-    float sum = HAS_BIAS ? bias_hh[row] : 0.0;
+// W_hh[g H + j] . h_t + b_hh[g H + j] for every gate g: the recurrent parts of unit j's gate
+// pre-activations. On quads where the rows are whole quads, each quad of h_t loaded once for all
+// the gates: on lavapipe each load instruction costs about what one value does (and W_hh is read
+// as texels there, common/vec4_input.glsl).
+void recurrent(uint b, uint t, uint j, out float sums[GATES]) {
+    const uint s = state_at(b, t);
     if (HIDDEN % 4 == 0) {   // a specialization constant: one branch is compiled
-        vec4 quads = vec4(0.0);
-        for (uint k4 = 0; k4 < HIDDEN / 4; ++k4) quads = fma(weight_hh4[w / 4 + k4], h4[s / 4 + k4], quads);
-        return sum + ((quads.x + quads.y) + (quads.z + quads.w));
+        vec4 quads[GATES];
+        for (uint g = 0; g < GATES; ++g) quads[g] = vec4(0.0);
+        for (uint k4 = 0; k4 < HIDDEN / 4; ++k4) {
+            const vec4 state = h4[s / 4 + k4];
+            for (uint g = 0; g < GATES; ++g)
+                quads[g] = fma(LOAD4(weight_hh4, (g * HIDDEN + j) * (HIDDEN / 4) + k4), state, quads[g]);
+        }
+        for (uint g = 0; g < GATES; ++g) {
+            const float bias = HAS_BIAS ? bias_hh[g * HIDDEN + j] : 0.0;
+            sums[g] = bias + ((quads[g].x + quads[g].y) + (quads[g].z + quads[g].w));
+        }
+        return;
     }
-    for (uint k = 0; k < HIDDEN; ++k) sum = fma(weight_hh[w + k], h[s + k], sum);
-    return sum;
+    for (uint g = 0; g < GATES; ++g) {
+        const uint w = (g * HIDDEN + j) * HIDDEN;
+        float sum = HAS_BIAS ? bias_hh[g * HIDDEN + j] : 0.0;
+        for (uint k = 0; k < HIDDEN; ++k) sum = fma(weight_hh[w + k], h[s + k], sum);
+        sums[g] = sum;
+    }
 }
 
 // The cell: h_{t+1}[j] of sample b, saving what its backward needs (gates, other state).

@@ -31,7 +31,9 @@ dispatch: the step index comes from a one-float clock on the device (see shaders
 so there is no host round trip and no per-step pipeline. Where the hidden size is a multiple of 4
 the step shaders read W_hh, h and the gate gradients as vec4 quads, backward from a copy of W_hh^T
 made once per pass (its rows are what a hidden unit's gradient sums over): on lavapipe each load
-instruction costs about what one value does (the LSTM benchmark's steps: 77 -> 31-37 ms a step)."""
+instruction costs about what one value does (the LSTM benchmark's steps: 77 -> 31-37 ms a step).
+Forward loads each quad of h once for all of a unit's gates, and both read the weight quads as
+texels where the device prefers them (common/vec4_input.glsl): the same sums, the same bits."""
 
 from __future__ import annotations
 
@@ -215,9 +217,12 @@ class Recurrent(Module):
         """`steps` dispatches of one step shader: two recorded dispatches (clock 0 -> 1, 1 -> 0)
         alternating; each entry is its own Dispatch object (named by step) sharing their op."""
         device, hidden, batch = io.device, self.hidden_size, io.batch
-        program = device.program(shader)
+        # The read-only weight quads as texels where the device prefers them (common/vec4_input.glsl):
+        # forward's W_hh, backward's W_hh^T.
+        weights = {"weight_hh4": buffers["weight_hh"]} if "weight_hh_t" not in buffers else {}
+        program = device.program(shader, device.read_defines([buffers.get("weight_hh_t", buffers["weight_hh"])]))
         groups = device.grid_1d(batch * hidden, program.local_size[0])
-        buffers = {**buffers, **quad_views(program, buffers)}
+        buffers = {**buffers, **quad_views(program, buffers), **weights}
         pair = [device.dispatch(program, dict(buffers, clock_in=a, clock_out=b), groups, constants)
                 for a, b in (clocks, clocks[::-1])]
         return [dataclasses.replace(pair[k % 2], name=f"{shader} step {k}") for k in range(steps)]
