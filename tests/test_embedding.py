@@ -58,6 +58,30 @@ def test_repeated_tokens_sum_and_are_bitwise_reproducible(device, rng):
     assert not first[[0, 3]].any() and first[[1, 2]].all()
 
 
+@pytest.mark.parametrize("padding", [None, 2])
+def test_gradient_by_chains_and_by_rows_gives_the_same_bits(device, rng, monkeypatch, dispatches, padding):
+    """Tokens 0-4 of 7 (rows 5 and 6 get none): the gradient by chains (positions linked to the
+    next holding their token, each chain walked once) and by rows (each row gathers over every
+    position) add the same terms in the same order."""
+    layer = Embedding(7, 20, padding_idx=padding)
+    tokens = rng.integers(0, 5, (4, 9))
+    results = {}
+    for chains in (True, False):
+        monkeypatch.setattr(Embedding, "_chains_cost_less", lambda self, positions, groups: chains)
+        dispatches.clear()
+        results[chains] = check_gpu(device, np.random.default_rng(1), layer, 4, (9,), tokens)
+        assert ("embedding/backward_chains.comp" in {d.program.path for d in dispatches}) == chains
+    assert results[True].tobytes() == results[False].tobytes()
+    assert not results[True][[5, 6]].any()
+
+
+@pytest.mark.parametrize("vocabulary, positions, chains", [(1000, 512, True), (1000, 4000, True), (10, 512, False)])
+def test_the_cheaper_gradient_form_is_chosen(vocabulary, positions, chains):
+    """Linking costs positions^2 token reads, gathering by rows vocabulary x feature groups x
+    positions (64 features: 4 groups)."""
+    assert Embedding(vocabulary, 64)._chains_cost_less(positions, 4) == chains
+
+
 def test_parameters_like_torch():
     layer = Embedding(6, 3, padding_idx=-2)
     assert layer.padding_idx == 4 and repr(layer) == "Embedding(6, 3, padding_idx=4)"

@@ -6,7 +6,12 @@ Model inputs are float arrays, so tokens arrive as float values holding integers
 before any GPU work (check_input_values); on the GPU such a token gives a NaN output row, so even
 data that bypasses the check (an intermediate value) makes the step raise, never train on garbage. The weight gradient is gathered, not scattered: the invocation owning (token v,
 feature d) sums dy over the positions holding v in position order, so it is deterministic and
-needs no float atomics; it reads every token once per 16 features of every row."""
+needs no float atomics. By rows (embedding/backward.comp), every row's invocations read every
+token once per 16 features: vocabulary x positions x features / 16 token reads. By chains, where
+that costs more than positions^2, each position is first linked to the next one holding its token
+(backward_links.comp) and the invocation owning a token's first position walks that chain
+(backward_chains.comp), adding the same terms in the same order: the same bits (16x32 tokens,
+vocabulary 1000, dim 64 on lavapipe: 10.5 -> 1.2 ms)."""
 
 from __future__ import annotations
 
@@ -70,13 +75,39 @@ class Embedding(Module):
         positions = io.x.size
         io.device.check_loop(positions + 1, f"embedding/backward.comp ({positions} positions)")
         padding = -1 if self.padding_idx is None else self.padding_idx
-        program = io.device.program("embedding/backward.comp", {"G": BACKWARD_FEATURES})
         groups = -(-self.embedding_dim // BACKWARD_FEATURES)
-        work = [io.device.dispatch(
-            program, {"tokens": io.x, "dy": io.dy, "dweight": io.grads["weight"]},
-            io.device.grid_1d(self.num_embeddings * groups, program.local_size[0]),
-            {"POSITIONS": positions, "DIM": self.embedding_dim, "NUM_EMBEDDINGS": self.num_embeddings,
-             "PADDING_IDX": padding, "GROUPS": groups})]
+        constants = {"POSITIONS": positions, "DIM": self.embedding_dim, "NUM_EMBEDDINGS": self.num_embeddings,
+                     "PADDING_IDX": padding, "GROUPS": groups}
+        buffers = {"tokens": io.x, "dy": io.dy, "dweight": io.grads["weight"]}
+        work = self._by_chains(io, buffers, constants) if self._chains_cost_less(positions, groups) else \
+            self._by_rows(io, buffers, constants)
         if io.dx is not None:    # tokens are indices: no gradient flows into them
             work.append(fill(io.device, io.dx, 0.0))
         return work
+
+    def _chains_cost_less(self, positions: int, groups: int) -> bool:
+        """Whether linking the positions (positions^2 token reads) costs less than every row
+        scanning every position (vocabulary x feature groups x positions)."""
+        return positions <= self.num_embeddings * groups
+
+    def _by_rows(self, io: LayerIO, buffers: dict, constants: dict) -> list:
+        """embedding/backward.comp: the invocation owning (token, feature group) gathers over all
+        positions."""
+        program = io.device.program("embedding/backward.comp", {"G": BACKWARD_FEATURES})
+        rows = self.num_embeddings * constants["GROUPS"]
+        return [io.device.dispatch(program, buffers, io.device.grid_1d(rows, program.local_size[0]), constants)]
+
+    def _by_chains(self, io: LayerIO, buffers: dict, constants: dict) -> list:
+        """Each position linked to the next holding its token (embedding/backward_links.comp), then
+        the owner of a token's first position and a feature group walks that chain
+        (backward_chains.comp) into a zero-filled gradient: the same sums in the same order."""
+        device, positions = io.device, constants["POSITIONS"]
+        links = {"next": device.buffer(f"{io.grads['weight'].name}.next", (positions,), np.uint32),
+                 "heads": device.buffer(f"{io.grads['weight'].name}.heads", (positions,), np.uint32)}
+        link = device.program("embedding/backward_links.comp")
+        walk = device.program("embedding/backward_chains.comp", {"G": BACKWARD_FEATURES})
+        return [device.dispatch(link, {"tokens": io.x, **links}, device.grid_1d(positions, link.local_size[0]),
+                                {"POSITIONS": positions, "NUM_EMBEDDINGS": self.num_embeddings}),
+                fill(device, io.grads["weight"], 0.0),
+                device.dispatch(walk, {**buffers, **links},
+                                device.grid_1d(positions * constants["GROUPS"], walk.local_size[0]), constants)]
