@@ -20,7 +20,8 @@ def referenced_shaders() -> set:
 
 
 # The -D defines of shaders that need some.
-SHADER_DEFINES = {"embedding/backward.comp": {"G": embedding.BACKWARD_FEATURES}}
+SHADER_DEFINES = {"embedding/backward.comp": {"G": embedding.BACKWARD_FEATURES},
+                  "embedding/backward_chains.comp": {"G": embedding.BACKWARD_FEATURES}}
 
 
 @pytest.mark.parametrize("rel", ALL_SHADERS)
