@@ -128,7 +128,8 @@ def test_extreme_logits_are_finite_and_correct(device, rng, kind, dim):
     cls = KINDS[kind][0]
     wide = np.full((1, 257), -1e4, np.float32)
     wide[0, 100] = 1e4
-    for x in (EXTREME, wide, -wide):
+    quads = np.concatenate([EXTREME, EXTREME[:, -1:]], axis=1)   # 8 columns: rows read as quads
+    for x in (EXTREME, quads, wide, -wide, wide[:, :256], -wide[:, :256]):
         dy = rng.standard_normal(x.shape).astype(np.float32)
         y, dx, _ = run_layer(device, cls(dim=dim), x, {}, dy)
         assert np.isfinite(y).all() and np.isfinite(dx).all()
@@ -210,33 +211,34 @@ def test_constructor_and_repr_follow_pytorch(kind):
     assert cls().out_features(13) == 13 and cls().parameters() == {}
 
 
-def test_rows_longer_than_lavapipe_runs_are_refused_exactly_at_the_boundary(device, rng):
+@pytest.mark.parametrize("fits, over", [(21843, 21845), (87376, 87380)], ids=["values", "quads"])
+def test_rows_longer_than_lavapipe_runs_are_refused_exactly_at_the_boundary(device, rng, fits, over):
     """lavapipe stops an invocation's loops after 65,535 iterations in all (every loop counts, and
-    so does the pass that leaves a loop): 21,844 features fit the forward shader, 21,845 do not."""
+    so does the pass that leaves a loop): forward's three loops over a row fit 21,843 values but
+    not 21,845 (21,844 is a row of quads), and 21,844 quads but not 21,845."""
     if device.loop_limit is None:
         assert not device.name.startswith("llvmpipe")
         return
-    fits = max(c for c in range(1, 30000) if forward_loop_iterations(c) <= device.loop_limit)
-    assert fits == 21844
+    assert forward_loop_iterations(fits) <= device.loop_limit < forward_loop_iterations(over)
     for cls, forward in [(vb.Softmax, ref.softmax_forward), (vb.LogSoftmax, ref.log_softmax_forward)]:
         x = rng.standard_normal((2, fits)).astype(np.float32)
         dy = rng.standard_normal(x.shape).astype(np.float32)
         y, dx, _ = run_layer(device, cls(), x, {}, dy)
         assert_matches_oracles("softmax" if cls is vb.Softmax else "log_softmax", -1, x, dy, y, dx)
-        # One more column would be silently wrong (shown by dispatching past the check) ...
-        x = rng.standard_normal((1, fits + 1)).astype(np.float32)
+        # A longer row would be silently wrong (shown by dispatching past the check) ...
+        x = rng.standard_normal((1, over)).astype(np.float32)
         xb, yb = device.buffer("x", x.shape, staged=True), device.buffer("y", x.shape, staged=True)
         xb.host_view()[...] = x
         rec = Recorder(device)
         rec.upload([xb])
-        rec.dispatch(device.dispatch(cls.forward_shader, {"x": xb, "y": yb}, (1, 1, 1),
-                                     {"ROWS": 1, "COLS": fits + 1}))
+        rec.dispatch(device.dispatch(cls.forward_shader, {"x": xb, "y": yb, "x4": xb, "y4": yb}, (1, 1, 1),
+                                     {"ROWS": 1, "COLS": over}))
         rec.download([yb])
         rec.sequence.eval()
         assert not np.allclose(yb.host_view(), forward(x), rtol=1e-4, atol=1e-6)
         # ... so it is refused before any GPU work, by the layer and by a Trainer.
-        with pytest.raises(ValueError, match=f"{cls.__name__} over {fits + 1} features.*stops loops after 65535"):
+        with pytest.raises(ValueError, match=f"{cls.__name__} over {over} features.*stops loops after 65535"):
             run_layer(device, cls(), x, {}, x)
-        with pytest.raises(ValueError, match=f"{cls.__name__} over {fits + 1} features"):
-            vb.Trainer(vb.Sequential(vb.Linear(2, fits + 1), cls()), vb.MSELoss(), vb.SGD(lr=0.1),
+        with pytest.raises(ValueError, match=f"{cls.__name__} over {over} features"):
+            vb.Trainer(vb.Sequential(vb.Linear(2, over), cls()), vb.MSELoss(), vb.SGD(lr=0.1),
                        batch_size=1, device=device)

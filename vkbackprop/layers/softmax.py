@@ -1,26 +1,36 @@
 """Softmax and LogSoftmax over the feature axis of (batch, features) activations (PyTorch semantics:
 torch.nn names, outputs and derivatives). Rows are independent: one shader invocation per row,
 the row maximum subtracted first (no overflow for huge logits), columns summed in a fixed order
-(a step is bit-reproducible). Backward uses the saved output y."""
+(a step is bit-reproducible); rows of whole quads are read and written as vec4 quads (softmax
+1024x1000 on lavapipe: forward 3.1 -> 1.8 ms, backward 3.5 -> 1.5). Backward uses the saved output y."""
 
 from __future__ import annotations
 
 import numbers
 
+from .activation import quad_views
 from .base import LayerIO, Module
+
+
+def loop_steps(cols: int) -> int:
+    """Iterations of one loop over a row: its quads where the row holds whole quads (the shaders
+    then read x4 .. views), else its values."""
+    return cols // 4 if cols % 4 == 0 else cols
 
 
 def forward_loop_iterations(cols: int) -> int:
     """What one forward invocation spends of lavapipe's loop limit: the max, sum and write loops
-    run cols - 1, cols and cols times, and all loops of an invocation draw on one counter, which
-    also counts the pass that leaves each loop (measured: 21,844 columns work, 21,845 do not)."""
-    return (cols - 1) + cols + cols + 2
+    run n - 1, n and n times (n = loop_steps), and all loops of an invocation draw on one counter,
+    which also counts the pass that leaves each loop (measured: 21,843 columns work, 21,845 do not;
+    on quads 87,376 work, 87,380 do not)."""
+    n = loop_steps(cols)
+    return (n - 1) + n + n + 2
 
 
 def backward_loop_iterations(cols: int) -> int:
-    """The same for backward: the sum and write loops, cols each, plus the exit of the first
-    (measured: 32,767 columns work, 32,768 do not)."""
-    return cols + cols + 1
+    """The same for backward: the sum and write loops, n each, plus the exit of the first."""
+    n = loop_steps(cols)
+    return n + n + 1
 
 
 class _RowwiseSoftmax(Module):
@@ -43,8 +53,8 @@ class _RowwiseSoftmax(Module):
         device = io.device
         device.check_loop(iterations, f"{type(self).__name__} over {cols} features")
         program = device.program(shader)
-        return device.dispatch(program, buffers, device.grid_1d(rows, program.local_size[0]),
-                               {"ROWS": rows, "COLS": cols})
+        return device.dispatch(program, {**buffers, **quad_views(program, buffers)},
+                               device.grid_1d(rows, program.local_size[0]), {"ROWS": rows, "COLS": cols})
 
     def forward(self, io: LayerIO) -> list:
         return [self._dispatch(io, self.forward_shader, {"x": io.x, "y": io.y},
