@@ -251,11 +251,11 @@ def test_bad_arguments_exit_2_with_a_message(args, message):
 
 def test_a_shape_the_device_cannot_plan_exits_2_naming_op_and_shape(monkeypatch, capsys):
     """Plan-time refusals from layers (lavapipe's loop limit here, made small so that every device
-    refuses) are reported like bad arguments, not as a traceback."""
+    refuses; 5001 values a row: no quads) are reported like bad arguments, not as a traceback."""
     monkeypatch.setattr(Device, "loop_limit", property(lambda self: 10000))
-    assert cli.main(["--layer", "softmax", "--shape", "2,5000", "--repeats", "1", "--quiet"]) == 2
+    assert cli.main(["--layer", "softmax", "--shape", "2,5001", "--repeats", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "--layer softmax --shape 2,5000:" in err and "Softmax over 5000 features" in err and "after 10000" in err
+    assert "--layer softmax --shape 2,5001:" in err and "Softmax over 5001 features" in err and "after 10000" in err
 
 
 def test_without_pytorch_the_runner_says_so_and_touches_no_device(monkeypatch, capsys):
