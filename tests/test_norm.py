@@ -173,10 +173,12 @@ def test_batch_norm_gpu_matches_reference(device, rng, case, offset, scale):
     (BatchNorm1d(6), (6,), 5),                                  # one value a channel: every quad across channels
     (BatchNorm1d(2, affine=False), (2, 6), 1),                 # 6 a row: quads across the two channels
 ], ids=repr)
-def test_batch_norm_quads(device, rng, layer, shape, batch, training):
+@pytest.mark.parametrize("texel_reads", ["0", "1"])   # the reductions' quads as texels (lavapipe's default) or not
+def test_batch_norm_quads(device, rng, monkeypatch, layer, shape, batch, training, texel_reads):
     """The batch norm shaders work on quads of 4 values: of one channel where a plane holds whole
     quads (the elementwise ones in runs within a plane, its parameters loaded once a run), else each
     value with its own channel's, and the last 0-3 values alone."""
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     check_layer(device, rng, layer, shape, batch, training, need_dx=True, offset=0.5, scale=2.0)
 
 

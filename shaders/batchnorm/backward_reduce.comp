@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // Per channel: sum_dy[c] = sum of dy and sum_dy_xhat[c] = sum of dy * xhat, where
 // xhat = (x - mean[c]) / sqrt(variance[c] + EPS) over the channel's VALUES (= batch * SPATIAL)
 // values. They are dbias and dweight, and the two means backward_input.comp needs for dx.
@@ -18,8 +19,8 @@ layout(set = 0, binding = 2) readonly buffer Mean { float mean[]; };
 layout(set = 0, binding = 3) readonly buffer Variance { float variance[]; };
 layout(set = 0, binding = 4) writeonly buffer SumDY { float sum_dy[]; };
 layout(set = 0, binding = 5) writeonly buffer SumDYXhat { float sum_dy_xhat[]; };
-layout(set = 0, binding = 6) readonly buffer X4 { vec4 x4[]; };     // x and dy as whole quads
-layout(set = 0, binding = 7) readonly buffer DY4 { vec4 dy4[]; };
+VEC4_INPUT(6, X4, x4);     // x and dy as whole quads (texels where the device prefers them)
+VEC4_INPUT(7, DY4, dy4);
 
 #define REDUCE_SIZE 256
 layout(local_size_x = REDUCE_SIZE) in;
@@ -37,8 +38,9 @@ void main() {
         vec4 quads_dy = vec4(0.0), quads_dy_xhat = vec4(0.0);
         for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) {
             const uint q = channel_value(c, 4 * k4) / 4;
-            quads_dy += dy4[q];
-            quads_dy_xhat += dy4[q] * ((x4[q] - m) * invstd);
+            const vec4 g = LOAD4(dy4, q);
+            quads_dy += g;
+            quads_dy_xhat += g * ((LOAD4(x4, q) - m) * invstd);
         }
         partial_dy = (quads_dy.x + quads_dy.y) + (quads_dy.z + quads_dy.w);
         partial_dy_xhat = (quads_dy_xhat.x + quads_dy_xhat.y) + (quads_dy_xhat.z + quads_dy_xhat.w);

@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // Batch statistics per channel: mean[c] and the biased variance[c] of the channel's VALUES
 // (= batch * SPATIAL) values. One workgroup per channel; each invocation sums a strided slice, then
 // a fixed tree in shared memory (deterministic). Two passes, the variance from the squared
@@ -14,7 +15,7 @@ layout(constant_id = 2) const uint VALUES = 1;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) writeonly buffer Mean { float mean[]; };
 layout(set = 0, binding = 2) writeonly buffer Variance { float variance[]; };
-layout(set = 0, binding = 3) readonly buffer X4 { vec4 x4[]; };   // x as whole quads
+VEC4_INPUT(3, X4, x4);   // x as whole quads (texels where the device prefers them)
 
 #define REDUCE_SIZE 256
 layout(local_size_x = REDUCE_SIZE) in;
@@ -28,7 +29,7 @@ void main() {
     float partial = 0.0;
     if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
         vec4 quads = vec4(0.0);
-        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) quads += x4[channel_value(c, 4 * k4) / 4];
+        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) quads += LOAD4(x4, channel_value(c, 4 * k4) / 4);
         partial = (quads.x + quads.y) + (quads.z + quads.w);
     } else {
         for (uint k = t; k < VALUES; k += REDUCE_SIZE) partial += x[channel_value(c, k)];
@@ -38,7 +39,7 @@ void main() {
     if (SPATIAL % 4 == 0) {
         vec4 quads = vec4(0.0);
         for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) {
-            const vec4 d = x4[channel_value(c, 4 * k4) / 4] - m;
+            const vec4 d = LOAD4(x4, channel_value(c, 4 * k4) / 4) - m;
             quads += d * d;
         }
         partial = (quads.x + quads.y) + (quads.z + quads.w);
