@@ -358,11 +358,11 @@ class LayerNorm(Module):
         # quads of 4 columns where rows hold whole quads (the same sums, the same bits).
         if cols % 4 == 0:
             program = io.device.program("layernorm/backward_param_quads.comp", io.device.read_defines([io.x, io.dy]))
-            saved = {"x4": io.x, "dy4": io.dy, "mean": io.saved["mean"], "invstd": io.saved["invstd"]}
+            reads = {"x4": io.x, "dy4": io.dy, "mean": io.saved["mean"], "invstd": io.saved["invstd"]}
             grad, columns = "dparam4", cols // 4
         else:
-            program, grad, columns = io.device.program("layernorm/backward_param.comp"), "dparam", cols
-        work += [io.device.dispatch(program, {**saved, grad: io.grads[name]},
+            program, reads, grad, columns = io.device.program("layernorm/backward_param.comp"), saved, "dparam", cols
+        work += [io.device.dispatch(program, {**reads, grad: io.grads[name]},
                                     io.device.grid_1d(columns, program.local_size[0]),
                                     {"ROWS": rows, "COLS": cols, "TIMES_XHAT": name == "weight"})
                  for name in io.grads]

@@ -195,11 +195,13 @@ class MaxPool2d(_SlidingPool2d):
         if io.dx is None or not self._backward_on_quads(io.in_shapes[0]):
             return super().backward(io)
         buffers = {"dy": io.dy, "dx4": io.dx, **self._backward_extras(io)}
-        width, (stride, pad) = io.in_shapes[0][2], (self.windows.stride[1], self.windows.padding[1])
-        # Per quad of columns iw .. iw + 3, the windows (iw + c + pad) // stride it falls in.
-        meets = max((iw + 3 + pad) // stride - (iw + pad) // stride + 1 for iw in range(0, width, 4))
         return [self._dispatch(io, "maxpool2d/backward_quads.comp", buffers, io.dx.size // 4,
-                               {"QUAD_WINDOWS": meets})]
+                               {"QUAD_WINDOWS": self._windows_a_quad_meets(io.in_shapes[0][2])})]
+
+    def _windows_a_quad_meets(self, width: int) -> int:
+        """The most windows one quad of input columns iw .. iw + 3 falls in: (iw + c + pad) // stride."""
+        stride, pad = self.windows.stride[1], self.windows.padding[1]
+        return max((iw + 3 + pad) // stride - (iw + pad) // stride + 1 for iw in range(0, width, 4))
 
     def _backward_on_quads(self, shape) -> bool:
         """Whether backward runs maxpool2d/backward_quads.comp: windows that do not overlap (each

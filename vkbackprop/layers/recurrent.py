@@ -213,16 +213,16 @@ class Recurrent(Module):
     def _inputs_of(self, io: LayerIO, buffers: list) -> dict:
         return dict(zip(self._inputs or ("input",), buffers))
 
-    def _step_dispatches(self, io: LayerIO, shader: str, buffers: dict, steps: int, constants: dict, clocks) -> list:
+    def _step_dispatches(self, io: LayerIO, shader: str, buffers: dict, weight_quads: dict, steps: int,
+                         constants: dict, clocks) -> list:
         """`steps` dispatches of one step shader: two recorded dispatches (clock 0 -> 1, 1 -> 0)
-        alternating; each entry is its own Dispatch object (named by step) sharing their op."""
+        alternating; each entry is its own Dispatch object (named by step) sharing their op.
+        `weight_quads` is its read-only weight quads' binding (forward's W_hh, backward's W_hh^T),
+        read as texels where the device prefers them (common/vec4_input.glsl)."""
         device, hidden, batch = io.device, self.hidden_size, io.batch
-        # The read-only weight quads as texels where the device prefers them (common/vec4_input.glsl):
-        # forward's W_hh, backward's W_hh^T.
-        weights = {"weight_hh4": buffers["weight_hh"]} if "weight_hh_t" not in buffers else {}
-        program = device.program(shader, device.read_defines([buffers.get("weight_hh_t", buffers["weight_hh"])]))
+        program = device.program(shader, device.read_defines(weight_quads.values()))
         groups = device.grid_1d(batch * hidden, program.local_size[0])
-        buffers = {**buffers, **quad_views(program, buffers), **weights}
+        buffers = {**buffers, **quad_views(program, buffers), **weight_quads}
         pair = [device.dispatch(program, dict(buffers, clock_in=a, clock_out=b), groups, constants)
                 for a, b in (clocks, clocks[::-1])]
         return [dataclasses.replace(pair[k % 2], name=f"{shader} step {k}") for k in range(steps)]
@@ -264,7 +264,8 @@ class Recurrent(Module):
                 buffers["gates"] = gates
             constants = dict(self._step_constants(io, out_width if last else steps * hidden, lengths),
                              HAS_BIAS=self.bias, **self._cell_constants())
-            work += self._step_dispatches(io, cell.forward_shader, buffers, steps, constants, saved["clocks"])
+            work += self._step_dispatches(io, cell.forward_shader, buffers, {"weight_hh4": p("weight_hh")}, steps,
+                                          constants, saved["clocks"])
             if self.return_state:             # final states after the sequence: rows T + k * L + layer
                 for k, (n, state) in enumerate(states.items()):
                     work.append(copy_block(device, state, io.y, batch, hidden, out_width,
@@ -299,11 +300,11 @@ class Recurrent(Module):
             weight_hh = io.params[f"weight_hh_l{layer}"]
             transposed, transpose = self._transposed(io, weight_hh)
             work += transpose
-            buffers = {"lengths": lengths or placeholder, "weight_hh": weight_hh, "weight_hh_t": transposed, "dy": dy,
+            buffers = {"lengths": lengths or placeholder, "weight_hh": weight_hh, "dy": dy,
                        "dgates": dgates, "dh_carry": carries["h"],
                        **({"c": s["c"], "dc_carry": carries["c"]} if cell.has_cell_state else {"h": s["h"]}),
                        **({"gates": s["gates"]} if cell.saves_gates else {})}
-            work += self._step_dispatches(io, cell.backward_shader, buffers, steps + 1,
+            work += self._step_dispatches(io, cell.backward_shader, buffers, {"weight_hh_t": transposed}, steps + 1,
                                           dict(self._step_constants(io, dy_stride, lengths), **self._cell_constants()),
                                           saved["clocks"])
             work += self._parameter_gradients(io, layer, dgates, s)
