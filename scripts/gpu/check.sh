@@ -16,8 +16,8 @@ $py -m vkbackprop devices | tee "$out/devices.txt"
 # Correctness first: the layers, models, optimizers and the step structure (no validation layer there).
 timeout 180 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tests/test_conv.py tests/test_pool.py \
     tests/test_norm.py tests/test_recurrent.py tests/test_mlp_vs_torch.py tests/test_cnn.py tests/test_tuning.py \
-    tests/test_gpu_plan.py tests/test_step_memory.py tests/test_schedule.py \
-    -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
+    tests/test_gpu_plan.py tests/test_step_memory.py tests/test_schedule.py tests/test_softmax.py \
+    tests/test_embedding.py tests/test_fusion.py -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
 # The convolutions on the vec4 shuffle core (lavapipe's), whose subgroup shuffles and quad gathers a
 # GPU runs with its own subgroup size and concurrency.
 VKBACKPROP_GEMM_KERNEL=shuffle timeout 40 $py -m pytest -q -x -p no:cacheprovider tests/test_conv.py \
