@@ -105,13 +105,18 @@ def check_gpu(device, rng, layer, batch, shape, x=None):
     return y, dx
 
 
-def max_pool_programs(dispatches) -> set:
-    """The max pooling shaders the test ran: which backward a geometry takes."""
-    return {d.program.path for d in dispatches if d.program.path.startswith("maxpool2d/")}
+def pooling_programs(dispatches) -> set:
+    """The pooling shaders the test ran: which backward a geometry takes."""
+    return {d.program.path for d in dispatches if d.program.path.split("/")[0] in POOLING}
 
 
-QUADS = {"maxpool2d/forward.comp", "maxpool2d/backward_quads.comp"}
-LOOPS = {"maxpool2d/forward.comp", "maxpool2d/backward.comp"}
+POOLING = {"maxpool2d", "avgpool2d", "adaptive_avgpool2d"}
+
+
+def expected_programs(layer, quads: bool) -> set:
+    """Forward, and backward on quads (windows that do not overlap, rows of whole quads) or with
+    its covering loops."""
+    return {layer.forward_shader, layer.backward_quads_shader if quads else layer.backward_shader}
 
 
 # --- drawn geometries -------------------------------------------------------------------------
@@ -180,11 +185,11 @@ def test_adaptive_avg_pool_gpu(device, size, output_size, batch, channels, seed)
     check_gpu(device, np.random.default_rng(seed), AdaptiveAvgPool2d(output_size), batch, (channels, *size))
 
 
-@pytest.mark.parametrize("layer, shape, programs", [
-    (MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 7, 8), LOOPS),
-    (MaxPool2d(2), (2, 6, 8), QUADS),
+@pytest.mark.parametrize("layer, shape, quads", [
+    (MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 7, 8), False),
+    (MaxPool2d(2), (2, 6, 8), True),
 ], ids=str)
-def test_max_pool_ties_and_nan_follow_torch(device, rng, dispatches, layer, shape, programs):
+def test_max_pool_ties_and_nan_follow_torch(device, rng, dispatches, layer, shape, quads):
     """Ties go to the first maximum in window order (torch on the CPU) and a NaN wins its window,
     also where windows overlap. Inputs from {0, 1, 2}: every window has ties."""
     x = rng.integers(0, 3, (2, math.prod(shape))).astype(np.float32)
@@ -196,7 +201,7 @@ def test_max_pool_ties_and_nan_follow_torch(device, rng, dispatches, layer, shap
                                        dy.reshape(2, *layer.output_shape(shape)))
     np.testing.assert_array_equal(y, torch_y.reshape(y.shape).astype(np.float32))   # NaN where torch has NaN
     assert_close(dx, torch_dx.reshape(dx.shape), 1e-6, "dx with NaN inputs")
-    assert max_pool_programs(dispatches) == programs
+    assert pooling_programs(dispatches) == expected_programs(layer, quads)
 
 
 def test_backward_is_deterministic_with_overlapping_windows(device, rng):
@@ -206,49 +211,65 @@ def test_backward_is_deterministic_with_overlapping_windows(device, rng):
     assert runs[0].tobytes() == runs[1].tobytes()
 
 
-# --- max pooling's backward on quads (windows that do not overlap, rows of whole quads) -------
+# --- backward on quads (windows that do not overlap, rows of whole quads) ----------------------
 
 
-@pytest.mark.parametrize("layer, shape, programs", [
-    (MaxPool2d(2), (3, 8, 8), QUADS),
-    (MaxPool2d(2), (2, 7, 12), QUADS),                                   # the last row in no window
-    (MaxPool2d(3), (2, 9, 16), QUADS),                                   # windows straddle quads; a column left out
-    (MaxPool2d(3, padding=1, ceil_mode=True), (1, 8, 8), QUADS),         # shifted windows, the last one clipped
-    (MaxPool2d((2, 3), stride=(3, 4), padding=(1, 1)), (2, 10, 12), QUADS),   # gaps between windows
-    (MaxPool2d(2, stride=3, dilation=2), (1, 9, 8), QUADS),              # holes inside windows
-    (MaxPool2d(2, padding=1), (2, 6, 8), QUADS),                         # a quad meets 3 windows
-    (MaxPool2d(1), (1, 4, 4), QUADS),                                    # 4 windows
-    (MaxPool2d(1, stride=2), (2, 6, 8), QUADS),
-    (MaxPool2d(2), (2, 8, 10), LOOPS),                                   # rows of no whole quads
-    (MaxPool2d(3, stride=2), (2, 9, 8), LOOPS),                          # overlapping windows
-    (MaxPool2d(2, stride=2, dilation=2), (2, 8, 8), LOOPS),              # overlapping through dilation
+@pytest.mark.parametrize("layer, shape, quads", [
+    (MaxPool2d(2), (3, 8, 8), True),
+    (MaxPool2d(2), (2, 7, 12), True),                                    # the last row in no window
+    (MaxPool2d(3), (2, 9, 16), True),                                    # windows straddle quads; a column left out
+    (MaxPool2d(3, padding=1, ceil_mode=True), (1, 8, 8), True),          # shifted windows, the last one clipped
+    (MaxPool2d((2, 3), stride=(3, 4), padding=(1, 1)), (2, 10, 12), True),    # gaps between windows
+    (MaxPool2d(2, stride=3, dilation=2), (1, 9, 8), True),               # holes inside windows
+    (MaxPool2d(2, padding=1), (2, 6, 8), True),                          # a quad meets 3 windows
+    (MaxPool2d(1), (1, 4, 4), True),                                     # 4 windows
+    (MaxPool2d(1, stride=2), (2, 6, 8), True),
+    (MaxPool2d(2), (2, 8, 10), False),                                   # rows of no whole quads
+    (MaxPool2d(3, stride=2), (2, 9, 8), False),                          # overlapping windows
+    (MaxPool2d(2, stride=2, dilation=2), (2, 8, 8), False),              # overlapping through dilation
+    (AvgPool2d(2), (3, 8, 8), True),
+    (AvgPool2d(3, padding=1, ceil_mode=True, count_include_pad=False), (1, 8, 8), True),   # clipped divisors
+    (AvgPool2d(3, padding=1), (2, 9, 12), True),                         # the padding in the divisor
+    (AvgPool2d((2, 3), stride=(3, 4), padding=(1, 1), divisor_override=5), (2, 10, 12), True),
+    (AvgPool2d(2), (2, 8, 10), False),
+    (AvgPool2d(3, stride=2), (2, 9, 8), False),
+    (AdaptiveAvgPool2d(1), (3, 5, 8), True),                             # global pooling
+    (AdaptiveAvgPool2d((2, 4)), (2, 6, 8), True),                        # sizes that divide
+    (AdaptiveAvgPool2d((None, 2)), (2, 3, 4), True),                     # one axis kept
+    (AdaptiveAvgPool2d(3), (2, 7, 8), False),                            # 7 over 3: windows overlap
+    (AdaptiveAvgPool2d(1), (2, 4, 6), False),
 ], ids=str)
-def test_max_pool_backward_program(device, rng, dispatches, layer, shape, programs):
+def test_backward_program(device, rng, dispatches, layer, shape, quads):
     check_gpu(device, rng, layer, 2, shape)
-    assert max_pool_programs(dispatches) == programs
+    assert pooling_programs(dispatches) == expected_programs(layer, quads)
 
 
 @st.composite
 def disjoint_windows(draw):
-    """Per axis: kernel 1..3, dilation 1..2, a stride past the window's span by 0..2, padding up
-    to kernel // 2; a height of 1..12 past the span, a width of whole quads."""
+    """Max or average pooling (no dilation) whose windows do not overlap. Per axis: kernel 1..3,
+    dilation 1..2, a stride past the window's span by 0..2, padding up to kernel // 2; a height of
+    1..12 past the span, a width of whole quads."""
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     stride = tuple((k - 1) * d + 1 + draw(st.integers(0, 2)) for k, d in zip(kernel, dilation))
     padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
     h = max(1, (kernel[0] - 1) * dilation[0] + 1 - 2 * padding[0]) + draw(st.integers(0, 11))
     w = 4 * draw(st.integers(1, 5))
-    return MaxPool2d(kernel, stride, padding, dilation, ceil_mode=draw(st.booleans())), (h, w)
+    if draw(st.booleans()):
+        return MaxPool2d(kernel, stride, padding, dilation, ceil_mode=draw(st.booleans())), (h, w)
+    stride = tuple(s - (k - 1) * (d - 1) for s, k, d in zip(stride, kernel, dilation))   # no dilation
+    return AvgPool2d(kernel, stride, padding, ceil_mode=draw(st.booleans()), count_include_pad=draw(st.booleans()),
+                     divisor_override=draw(st.sampled_from([None, None, 3]))), (h, w)
 
 
 @SETTINGS
 @given(geometry=disjoint_windows(), **BATCH_CHANNELS, seed=st.integers(0, 2**31))
-def test_max_pool_backward_on_quads_fuzzed(device, dispatches, geometry, batch, channels, seed):
+def test_backward_on_quads_fuzzed(device, dispatches, geometry, batch, channels, seed):
     layer, (h, w) = geometry
     assume(valid(layer, (channels, h, w)))
     dispatches.clear()
     check_gpu(device, np.random.default_rng(seed), layer, batch, (channels, h, w))
-    assert max_pool_programs(dispatches) == QUADS
+    assert pooling_programs(dispatches) == expected_programs(layer, quads=True)
 
 
 # --- the reference against finite differences ---------------------------------------------

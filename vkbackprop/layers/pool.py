@@ -2,7 +2,10 @@
 
 Forward runs one shader invocation per output element (a loop over its window); backward one per
 input element, gathering over the outputs whose windows can hold it (shaders/common/pool.glsl), so
-overlapping windows need no atomics and gradients are deterministic. No parameters."""
+overlapping windows need no atomics and gradients are deterministic. Where windows do not overlap
+(each input in at most one window per axis: 2x2 stride 2, global pooling) and input rows hold whole
+quads, backward writes a quad of a row's inputs per invocation without loops (`backward_quads_shader`;
+on lavapipe at 32x32x32x32, 2x2: max 5.7 -> 1.3 ms, average 4.0 -> 1.3). No parameters."""
 
 from __future__ import annotations
 
@@ -73,6 +76,7 @@ class _Pool2d(Module):
 
     forward_shader: str
     backward_shader: str
+    backward_quads_shader: str    # backward where windows do not overlap, on quads of a row
     backward_reads = ()         # windows from the shape alone (MaxPool: the argmax it saved)
 
     def _output_hw(self, h: int, w: int) -> tuple[int, int]:
@@ -130,9 +134,24 @@ class _Pool2d(Module):
     def backward(self, io: LayerIO) -> list:
         if io.dx is None:
             return []
+        if self._backward_on_quads(io):
+            buffers = {"dy": io.dy, "dx4": io.dx, **self._backward_extras(io)}
+            return [self._dispatch(io, self.backward_quads_shader, buffers, io.dx.size // 4,
+                                   self._quads_constants(io.in_shapes[0][2]))]
         self._check_loops(io, backward=True)
         buffers = {"dy": io.dy, "dx": io.dx, **self._backward_extras(io)}
         return [self._dispatch(io, self.backward_shader, buffers, io.dx.size)]
+
+    def _backward_on_quads(self, io: LayerIO) -> bool:
+        """Whether backward runs backward_quads_shader: windows that do not overlap (each input
+        receives from at most one output per axis: no loops) and input rows of whole quads."""
+        c, h, w = io.in_shapes[0]
+        _, oh, ow = io.out_shape
+        return w % 4 == 0 and self._loop_extents(h, w, oh, ow, backward=True) == (1, 1)
+
+    def _quads_constants(self, width: int) -> dict:
+        """Further specialization constants of backward_quads_shader for input rows of `width`."""
+        return {}
 
 
 class _SlidingPool2d(_Pool2d):
@@ -173,6 +192,7 @@ class MaxPool2d(_SlidingPool2d):
     first maximum in row-major window order; a NaN propagates (as PyTorch on the CPU)."""
 
     forward_shader, backward_shader = "maxpool2d/forward.comp", "maxpool2d/backward.comp"
+    backward_quads_shader = "maxpool2d/backward_quads.comp"
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
@@ -191,22 +211,11 @@ class MaxPool2d(_SlidingPool2d):
             raise ValueError(f"{self!r}: backward needs the argmax saved by forward on the same LayerIO")
         return {"argmax": io.saved["argmax"]}
 
-    def backward(self, io: LayerIO) -> list:
-        if io.dx is None or not self._backward_on_quads(io.in_shapes[0]):
-            return super().backward(io)
-        buffers = {"dy": io.dy, "dx4": io.dx, **self._backward_extras(io)}
-        return [self._dispatch(io, "maxpool2d/backward_quads.comp", buffers, io.dx.size // 4,
-                               {"QUAD_WINDOWS": self._windows_a_quad_meets(io.in_shapes[0][2])})]
-
-    def _windows_a_quad_meets(self, width: int) -> int:
-        """The most windows one quad of input columns iw .. iw + 3 falls in: (iw + c + pad) // stride."""
+    def _quads_constants(self, width: int) -> dict:
+        """QUAD_WINDOWS: the most windows one quad of input columns iw .. iw + 3 falls in, each
+        column's (iw + c + pad) // stride (backward_quads.comp loads each one's argmax once)."""
         stride, pad = self.windows.stride[1], self.windows.padding[1]
-        return max((iw + 3 + pad) // stride - (iw + pad) // stride + 1 for iw in range(0, width, 4))
-
-    def _backward_on_quads(self, shape) -> bool:
-        """Whether backward runs maxpool2d/backward_quads.comp: windows that do not overlap (each
-        input has at most one window to receive from) and input rows of whole quads."""
-        return shape[2] % 4 == 0 and all(self.windows.most_covering(axis) == 1 for axis in (0, 1))
+        return {"QUAD_WINDOWS": max((iw + 3 + pad) // stride - (iw + pad) // stride + 1 for iw in range(0, width, 4))}
 
 
 class AvgPool2d(_SlidingPool2d):
@@ -215,6 +224,7 @@ class AvgPool2d(_SlidingPool2d):
     reaching past the right padding counts only up to it, as in PyTorch."""
 
     forward_shader, backward_shader = "avgpool2d/forward.comp", "avgpool2d/backward.comp"
+    backward_quads_shader = "avgpool2d/backward_quads.comp"
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
@@ -244,6 +254,7 @@ class AdaptiveAvgPool2d(_Pool2d):
     the input's size. AdaptiveAvgPool2d(1) is global average pooling."""
 
     forward_shader, backward_shader = "adaptive_avgpool2d/forward.comp", "adaptive_avgpool2d/backward.comp"
+    backward_quads_shader = "adaptive_avgpool2d/backward_quads.comp"
 
     def __init__(self, output_size):
         pair = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
