@@ -1,9 +1,9 @@
 """A Linear, BatchNorm or Add whose output only a ReLU reads stores max(., 0) itself (plan.py
 `_fusions`), a Linear whose input only it reads, the output of the ReLU right before it, applies
 that ReLU's backward to the dx it stores (`_backward_fusions`), and an Add applies its fused ReLU's
-backward to dy where no Linear took it (`dy_prologues`): the ReLU's dispatches and their barriers go, and everything the trainer computes stays bit-identical to the unfused plan (the
-oracle here: the same plan with fusion turned off), which the other tests already compare with
-PyTorch."""
+backward to dy where no Linear took it (`dy_prologues`): the ReLU's dispatches and their barriers
+go, and everything the trainer computes stays bit-identical to the unfused plan (the oracle here:
+the same plan with fusion turned off), which the other tests already compare with PyTorch."""
 
 import numpy as np
 import pytest

@@ -167,7 +167,7 @@ def test_batch_norm_gpu_matches_reference(device, rng, case, offset, scale):
 @pytest.mark.parametrize("training", [True, False], ids=["batch statistics", "running statistics"])
 @pytest.mark.parametrize("layer, shape, batch", [
     (BatchNorm2d(4), (4, 4, 6), 2),                            # 24 values a plane: runs of 2 quads of one channel
-    (BatchNorm2d(2), (2, 16, 16), 3),                          # 64 quads a plane: runs of as many as an invocation takes
+    (BatchNorm2d(2), (2, 16, 16), 3),                          # 64 quads a plane: runs of an invocation's quads
     (BatchNorm2d(3, affine=False), (3, 2, 2), 3),              # one quad a plane, no parameters bound
     (BatchNorm2d(3, bias=False), (3, 5, 5), 3),                # 25 a plane: quads across channels, a 3-value tail
     (BatchNorm1d(6), (6,), 5),                                  # one value a channel: every quad across channels

@@ -22,7 +22,8 @@ void main() {
     vec4 grad = vec4(0.0);
     for (int c = 0; c < 4; ++c) {
         const ivec2 cols = cols_covering(iw + c);
-        if (rows.x < rows.y && cols.x < cols.y) grad[c] = dy[out_row * OUT_W + cols.x] / divisor(rows.x, cols.x);
+        if (rows.x < rows.y && cols.x < cols.y)
+            grad[c] = dy[out_row * OUT_W + cols.x] / divisor(rows.x, cols.x);
     }
     dx4[q] = grad;
 }

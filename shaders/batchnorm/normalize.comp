@@ -57,7 +57,8 @@ void main() {
         // loaded once per run.
         for (; q < QUADS / RUN; q += stride) {
             const uint c = channel_of(4 * RUN * q);
-            const vec4 m = vec4(mean_of(c)), var = vec4(variance_of(c)), w = vec4(weight_of(c)), b = vec4(bias_of(c));
+            const vec4 m = vec4(mean_of(c)), var = vec4(variance_of(c));
+            const vec4 w = vec4(weight_of(c)), b = vec4(bias_of(c));
             for (uint k = RUN * q; k < RUN * (q + 1); ++k) y4[k] = normalized(x4[k], m, var, w, b);
         }
         return;   // NUMEL % 4 == 0: no tail

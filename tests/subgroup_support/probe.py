@@ -1,6 +1,7 @@
 """Trains three small models for a few steps on the default device and writes what they computed
-(losses, gradients, predictions), the shaders its steps ran and the device's subgroup size to an .npz file: test_subgroup_sizes
-runs it on lavapipe at several subgroup sizes and compares the files bit for bit.
+(losses, gradients, predictions), the shaders its steps ran and the device's subgroup size to an
+.npz file: test_subgroup_sizes runs it on lavapipe at several subgroup sizes and compares the files
+bit for bit.
 
     python probe.py OUT.npz
 

@@ -312,7 +312,8 @@ class LayerNorm(Module):
         workgroup_shader, _, loops = _ROW_PASSES[name]
         if not self._on_quads(io, loops):
             cols = self._rows_cols(io)[1]
-            check_workgroup_loops(io, workgroup_shader, cols, loops, sums=2, what=f"{self!r} over rows of {cols} values")
+            check_workgroup_loops(io, workgroup_shader, cols, loops, sums=2,
+                                  what=f"{self!r} over rows of {cols} values")
 
     def _row_pass(self, io: LayerIO, name: str, buffers: dict, constants: dict):
         """The dispatch of a row pass (forward or backward_input) in the form `_on_quads` picks."""
