@@ -176,10 +176,12 @@ def test_gpu_matches_reference_and_torch(device, config, seed):
     lambda: GRU(3, 8, 2, return_state=True), lambda: GRU(2, 12, bias=False),
 ], ids=lambda make: repr(make()))
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
-def test_hidden_sizes_in_quads(device, rng, make_layer, with_lengths):
+@pytest.mark.parametrize("texel_reads", ["0", "1"])   # W_hh, W_hh^T and the gate gradients as texels or not
+def test_hidden_sizes_in_quads(device, rng, monkeypatch, make_layer, with_lengths, texel_reads):
     """Hidden sizes that are multiples of 4, where the step shaders read W_hh, h and the gate
     gradients as quads (backward W_hh^T, transposed once per pass), with initial states, one and two
     layers, and samples shorter than the sequence."""
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     check_gpu(device, rng, make_layer(), 3, 5, True, with_lengths)
 
 

@@ -13,10 +13,12 @@
 layout(set = 0, binding = 4) readonly buffer DY { float dy[]; };          // (B, OUT_STRIDE): dy_t at t*H
 layout(set = 0, binding = 5) buffer DGates { float dgates[]; };           // (B, T, SAVED_GATES*H)
 layout(set = 0, binding = 6) buffer DHCarry { float dh_carry[]; };        // (B, H)
-// Where HIDDEN % 4 == 0 (else unused): W_hh^T, (H, GATES * H) rows of whole quads (texels on
-// lavapipe, common/vec4_input.glsl), and dgates as quads.
+// Where HIDDEN % 4 == 0 (else unused): W_hh^T, (H, GATES * H) rows of whole quads, and dgates as
+// quads, both read through common/vec4_input.glsl (texels on lavapipe: the LSTM benchmark's step
+// 30.5-31.0 -> 26.9-27.1 ms with dgates's). Steps read the dgates of the step the previous
+// dispatch wrote, never those this one writes.
 VEC4_INPUT(7, WeightHHT, weight_hh_t);
-layout(set = 0, binding = 8) readonly buffer DGates4 { vec4 dgates4[]; };
+VEC4_INPUT(8, DGates4, dgates4);
 
 uint dgates_at(uint b, uint t) {
     return (b * STEPS + t) * (SAVED_GATES * HIDDEN);
@@ -31,7 +33,7 @@ float through_weights(uint b, uint t_next, uint j) {
         const uint w = j * (GATES * HIDDEN / 4);
         vec4 quads = vec4(0.0);
         for (uint r4 = 0; r4 < GATES * HIDDEN / 4; ++r4)
-            quads = fma(LOAD4(weight_hh_t, w + r4), dgates4[(d + HIDDEN_COLUMN(4 * r4)) / 4], quads);
+            quads = fma(LOAD4(weight_hh_t, w + r4), LOAD4(dgates4, (d + HIDDEN_COLUMN(4 * r4)) / 4), quads);
         return (quads.x + quads.y) + (quads.z + quads.w);
     }
     float sum = 0.0;

@@ -32,8 +32,9 @@ so there is no host round trip and no per-step pipeline. Where the hidden size i
 the step shaders read W_hh, h and the gate gradients as vec4 quads, backward from a copy of W_hh^T
 made once per pass (its rows are what a hidden unit's gradient sums over): on lavapipe each load
 instruction costs about what one value does (the LSTM benchmark's steps: 77 -> 31-37 ms a step).
-Forward loads each quad of h once for all of a unit's gates, and both read the weight quads as
-texels where the device prefers them (common/vec4_input.glsl): the same sums, the same bits."""
+Forward loads each quad of h once for all of a unit's gates, and both read the weight quads (and
+backward the gate gradients' quads) as texels where the device prefers them
+(common/vec4_input.glsl): the same sums, the same bits."""
 
 from __future__ import annotations
 
@@ -213,16 +214,17 @@ class Recurrent(Module):
     def _inputs_of(self, io: LayerIO, buffers: list) -> dict:
         return dict(zip(self._inputs or ("input",), buffers))
 
-    def _step_dispatches(self, io: LayerIO, shader: str, buffers: dict, weight_quads: dict, steps: int,
+    def _step_dispatches(self, io: LayerIO, shader: str, buffers: dict, texel_quads: dict, steps: int,
                          constants: dict, clocks) -> list:
         """`steps` dispatches of one step shader: two recorded dispatches (clock 0 -> 1, 1 -> 0)
         alternating; each entry is its own Dispatch object (named by step) sharing their op.
-        `weight_quads` is its read-only weight quads' binding (forward's W_hh, backward's W_hh^T),
-        read as texels where the device prefers them (common/vec4_input.glsl)."""
+        `texel_quads` are the quads it reads through common/vec4_input.glsl, as texels where the
+        device prefers them: forward's W_hh, backward's W_hh^T and the gate gradients (those of
+        the step before, written by the previous dispatch)."""
         device, hidden, batch = io.device, self.hidden_size, io.batch
-        program = device.program(shader, device.read_defines(weight_quads.values()))
+        program = device.program(shader, device.read_defines(texel_quads.values()))
         groups = device.grid_1d(batch * hidden, program.local_size[0])
-        buffers = {**buffers, **quad_views(program, buffers), **weight_quads}
+        buffers = {**buffers, **quad_views(program, buffers), **texel_quads}
         pair = [device.dispatch(program, dict(buffers, clock_in=a, clock_out=b), groups, constants)
                 for a, b in (clocks, clocks[::-1])]
         return [dataclasses.replace(pair[k % 2], name=f"{shader} step {k}") for k in range(steps)]
@@ -304,7 +306,8 @@ class Recurrent(Module):
                        "dgates": dgates, "dh_carry": carries["h"],
                        **({"c": s["c"], "dc_carry": carries["c"]} if cell.has_cell_state else {"h": s["h"]}),
                        **({"gates": s["gates"]} if cell.saves_gates else {})}
-            work += self._step_dispatches(io, cell.backward_shader, buffers, {"weight_hh_t": transposed}, steps + 1,
+            work += self._step_dispatches(io, cell.backward_shader, buffers,
+                                          {"weight_hh_t": transposed, "dgates4": dgates}, steps + 1,
                                           dict(self._step_constants(io, dy_stride, lengths), **self._cell_constants()),
                                           saved["clocks"])
             work += self._parameter_gradients(io, layer, dgates, s)
