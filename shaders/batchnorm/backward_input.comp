@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // dx of batch norm, per element of channel c, with invstd = 1 / sqrt(variance[c] + EPS):
 //   BATCH_STATS (training): the statistics depend on x, so
 //     dx = weight[c] * invstd * (dy - sum_dy[c] / VALUES - xhat * sum_dy_xhat[c] / VALUES),
@@ -28,8 +29,8 @@ layout(set = 0, binding = 4) readonly buffer Weight { float weight[]; };
 layout(set = 0, binding = 5) readonly buffer SumDY { float sum_dy[]; };
 layout(set = 0, binding = 6) readonly buffer SumDYXhat { float sum_dy_xhat[]; };
 layout(set = 0, binding = 7) writeonly buffer DX { float dx[]; };
-layout(set = 0, binding = 8) readonly buffer X4 { vec4 x4[]; };     // x, dy and dx as whole quads
-layout(set = 0, binding = 9) readonly buffer DY4 { vec4 dy4[]; };
+VEC4_INPUT(8, X4, x4);     // x, dy and dx as whole quads (x and dy as texels where the device prefers them)
+VEC4_INPUT(9, DY4, dy4);
 layout(set = 0, binding = 10) writeonly buffer DX4 { vec4 dx4[]; };
 
 layout(local_size_x = 64) in;
@@ -73,13 +74,13 @@ void main() {
             const vec4 m = vec4(mean_of(c)), var = vec4(variance_of(c)), w = vec4(weight_of(c));
             const vec4 s = vec4(sum_dy_of(c)), s_xhat = vec4(sum_dy_xhat_of(c));
             for (uint k = RUN * q; k < RUN * (q + 1); ++k)
-                dx4[k] = input_gradient(dy4[k], BATCH_STATS ? x4[k] : vec4(0.0), m, var, w, s, s_xhat);
+                dx4[k] = input_gradient(LOAD4(dy4, k), BATCH_STATS ? LOAD4(x4, k) : vec4(0.0), m, var, w, s, s_xhat);
         }
         return;   // NUMEL % 4 == 0: no tail
     }
     for (; q < QUADS; q += stride) {
         const uvec4 cs = quad_channels(q);
-        dx4[q] = CHANNELS_OF(dy4[q], BATCH_STATS ? x4[q] : vec4(0.0), cs);
+        dx4[q] = CHANNELS_OF(LOAD4(dy4, q), BATCH_STATS ? LOAD4(x4, q) : vec4(0.0), cs);
     }
     if (q == QUADS)   // the tail
         for (uint i = 4 * q; i < NUMEL; ++i) dx[i] = ONE_CHANNEL(vec4(dy[i]), vec4(BATCH_STATS ? x[i] : 0.0), channel_of(i)).x;

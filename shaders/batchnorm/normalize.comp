@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#include "../common/vec4_input.glsl"
 // y = (x - mean[c]) / sqrt(variance[c] + EPS) * weight[c] + bias[c], c the element's channel; the
 // batch statistics in training mode, the running ones in eval mode. Without AFFINE (HAS_BIAS) the
 // weight and bias (the bias) are left out and their bindings are never read. With RELU it stores
@@ -23,7 +24,7 @@ layout(set = 0, binding = 2) readonly buffer Variance { float variance[]; };
 layout(set = 0, binding = 3) readonly buffer Weight { float weight[]; };
 layout(set = 0, binding = 4) readonly buffer Bias { float bias[]; };
 layout(set = 0, binding = 5) writeonly buffer Y { float y[]; };
-layout(set = 0, binding = 6) readonly buffer X4 { vec4 x4[]; };    // x as whole quads
+VEC4_INPUT(6, X4, x4);    // x as whole quads (texels where the device prefers them)
 layout(set = 0, binding = 7) writeonly buffer Y4 { vec4 y4[]; };   // y as whole quads
 
 layout(local_size_x = 64) in;
@@ -59,13 +60,13 @@ void main() {
             const uint c = channel_of(4 * RUN * q);
             const vec4 m = vec4(mean_of(c)), var = vec4(variance_of(c));
             const vec4 w = vec4(weight_of(c)), b = vec4(bias_of(c));
-            for (uint k = RUN * q; k < RUN * (q + 1); ++k) y4[k] = normalized(x4[k], m, var, w, b);
+            for (uint k = RUN * q; k < RUN * (q + 1); ++k) y4[k] = normalized(LOAD4(x4, k), m, var, w, b);
         }
         return;   // NUMEL % 4 == 0: no tail
     }
     for (; q < QUADS; q += stride) {
         const uvec4 cs = quad_channels(q);
-        y4[q] = CHANNELS_OF(x4[q], cs);
+        y4[q] = CHANNELS_OF(LOAD4(x4, q), cs);
     }
     if (q == QUADS) for (uint i = 4 * q; i < NUMEL; ++i) y[i] = ONE_CHANNEL(vec4(x[i]), channel_of(i)).x;   // the tail
 }

@@ -11,15 +11,17 @@ from .base import LayerIO, Module
 
 
 def elementwise(device, shader: str, buffers: dict, numel: int, constants: dict | None = None,
-                name: str | None = None):
+                name: str | None = None, texel_quads: dict | None = None):
     """A dispatch of a 1-D elementwise shader over numel items; `constants` are further
     specialization constants, bound by name (NUMEL is always set).
 
     A shader that works on quads (shaders/common/vec4_index.glsl) declares a vec4 view `<b>4` beside
     a float binding `<b>`: the same buffer is bound under both names here. Its invocations loop over
-    the quads, so any grid is correct; Device.quads_per_invocation only sizes it."""
-    program = device.program(shader)
-    views = quad_views(program, buffers)
+    the quads, so any grid is correct; Device.quads_per_invocation only sizes it. `texel_quads`
+    binds the read-only quads a shader declares with common/vec4_input.glsl, as texels where the
+    device prefers them."""
+    program = device.program(shader, device.read_defines(texel_quads.values()) if texel_quads else None)
+    views = {**quad_views(program, buffers), **(texel_quads or {})}
     invocations = -(-numel // (4 * device.quads_per_invocation)) if views else numel
     return device.dispatch(program, {**buffers, **views}, device.grid_1d(invocations, program.local_size[0]),
                            {"NUMEL": numel, **(constants or {})}, name=name)

@@ -28,9 +28,10 @@ common/vec4_index.glsl): on lavapipe each load or store instruction costs about 
 does. Where a plane (SPATIAL) holds whole quads, a quad is one channel's, its statistics and
 parameters loaded once for the four (the ResNet benchmark's batch norms: 79 -> 40-43 ms a step),
 and normalize and backward_input take runs of quads within a plane, loading them once a run
-(normalize 16.0 -> 7.5 ms, backward_input 11.2 -> 8.4 in that step). The per-channel reductions
-read their quads through common/vec4_input.glsl, as texels where the device prefers them
-(statistics 9.3 -> 6.7 ms in that step).
+(normalize 16.0 -> 7.5 ms, backward_input 11.2 -> 8.4 in that step). All four read their input
+quads through common/vec4_input.glsl, as texels where the device prefers them (in that step:
+statistics 9.3 -> 6.7 ms; normalize 5.0-5.6 -> 4.3-4.7, backward_input 6.6-7.0 -> 4.9-5.2 in
+alternating runs).
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class _BatchNorm(Module):
                                    {"CHANNELS": geometry["CHANNELS"], "SPATIAL": geometry["SPATIAL"],
                                     "RUN": self._run(io.device, geometry),
                                     "EPS": self.eps, "AFFINE": self.affine, "HAS_BIAS": self.bias,
-                                    "RELU": io.epilogue == "relu"})]
+                                    "RELU": io.epilogue == "relu"}, texel_quads={"x4": io.x})]
 
     def _batch_statistics(self, io: LayerIO, geometry: dict) -> list:
         """The batch's mean and variance into io.saved, and in training mode the running statistics'
@@ -231,7 +232,8 @@ class _BatchNorm(Module):
                        "sum_dy": sum_dy, "sum_dy_xhat": sum_dy_xhat}
             work.append(elementwise(io.device, "batchnorm/backward_input.comp", buffers, io.x.size,
                                     {**geometry, "EPS": self.eps, "AFFINE": self.affine, "BATCH_STATS": batch_stats,
-                                     "RUN": self._run(io.device, geometry)}))
+                                     "RUN": self._run(io.device, geometry)},
+                                    texel_quads={"x4": buffers["x"], "dy4": io.dy}))
         return work
 
 
