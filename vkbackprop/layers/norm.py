@@ -299,7 +299,7 @@ class LayerNorm(Module):
         cols = math.prod(self.normalized_shape)
         return io.x.size // cols, cols
 
-    def _on_quads(self, io: LayerIO, loops: int) -> bool:
+    def _invocation_per_row(self, io: LayerIO, loops: int) -> bool:
         """Whether a row pass of `loops` loops over a row runs one invocation per row on quads
         (the second shader of its _ROW_PASSES entry) rather than a workgroup per row with trees: on
         devices that prefer it (Device.prefers_invocation_per_row), for rows of whole quads whose
@@ -312,16 +312,16 @@ class LayerNorm(Module):
         """ValueError, before anything is allocated, if the device would cut a row pass's loops
         short (the per-row form is only picked where they fit)."""
         workgroup_shader, _, loops = _ROW_PASSES[name]
-        if not self._on_quads(io, loops):
+        if not self._invocation_per_row(io, loops):
             cols = self._rows_cols(io)[1]
             check_workgroup_loops(io, workgroup_shader, cols, loops, sums=2,
                                   what=f"{self!r} over rows of {cols} values")
 
     def _row_pass(self, io: LayerIO, name: str, buffers: dict, constants: dict):
-        """The dispatch of a row pass (forward or backward_input) in the form `_on_quads` picks."""
+        """The dispatch of a row pass (forward or backward_input) in the form `_invocation_per_row` picks."""
         rows, cols = self._rows_cols(io)
         workgroup_shader, row_shader, loops = _ROW_PASSES[name]
-        if not self._on_quads(io, loops):
+        if not self._invocation_per_row(io, loops):
             return io.device.dispatch(workgroup_shader, buffers, io.device.grid_1d(rows, 1),
                                       {"ROWS": rows, "COLS": cols, **constants})
         # Every binding but the row statistics as a vec4 view; the inputs read as texels where preferred.

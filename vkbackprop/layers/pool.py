@@ -145,7 +145,7 @@ class _Pool2d(Module):
     def _backward_on_quads(self, io: LayerIO) -> bool:
         """Whether backward runs backward_quads_shader: windows that do not overlap (each input
         receives from at most one output per axis: no loops) and input rows of whole quads."""
-        c, h, w = io.in_shapes[0]
+        _, h, w = io.in_shapes[0]
         _, oh, ow = io.out_shape
         return w % 4 == 0 and self._loop_extents(h, w, oh, ow, backward=True) == (1, 1)
 
