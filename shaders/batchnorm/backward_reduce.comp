@@ -26,6 +26,7 @@ VEC4_INPUT(7, DY4, dy4);
 layout(local_size_x = REDUCE_SIZE) in;
 #include "../common/reduce.glsl"
 #include "channel.glsl"
+#include "../common/quad_sum.glsl"
 
 void main() {
     const uint c = workgroup_channel();
@@ -42,8 +43,8 @@ void main() {
             quads_dy += g;
             quads_dy_xhat += g * ((LOAD4(x4, q) - m) * invstd);
         }
-        partial_dy = (quads_dy.x + quads_dy.y) + (quads_dy.z + quads_dy.w);
-        partial_dy_xhat = (quads_dy_xhat.x + quads_dy_xhat.y) + (quads_dy_xhat.z + quads_dy_xhat.w);
+        partial_dy = quad_sum(quads_dy);
+        partial_dy_xhat = quad_sum(quads_dy_xhat);
     } else {
         for (uint k = t; k < VALUES; k += REDUCE_SIZE) {
             const uint i = channel_value(c, k);

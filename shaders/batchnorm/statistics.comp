@@ -21,6 +21,7 @@ VEC4_INPUT(3, X4, x4);   // x as whole quads (texels where the device prefers th
 layout(local_size_x = REDUCE_SIZE) in;
 #include "../common/reduce.glsl"
 #include "channel.glsl"
+#include "../common/quad_sum.glsl"
 
 void main() {
     const uint c = workgroup_channel();
@@ -30,7 +31,7 @@ void main() {
     if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
         vec4 quads = vec4(0.0);
         for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) quads += LOAD4(x4, channel_value(c, 4 * k4) / 4);
-        partial = (quads.x + quads.y) + (quads.z + quads.w);
+        partial = quad_sum(quads);
     } else {
         for (uint k = t; k < VALUES; k += REDUCE_SIZE) partial += x[channel_value(c, k)];
     }
@@ -42,7 +43,7 @@ void main() {
             const vec4 d = LOAD4(x4, channel_value(c, 4 * k4) / 4) - m;
             quads += d * d;
         }
-        partial = (quads.x + quads.y) + (quads.z + quads.w);
+        partial = quad_sum(quads);
     } else {
         for (uint k = t; k < VALUES; k += REDUCE_SIZE) {
             const float d = x[channel_value(c, k)] - m;

@@ -20,10 +20,9 @@ layout(set = 0, binding = 5) writeonly buffer DX4 { vec4 dx4[]; };
 
 layout(local_size_x = 16) in;
 #include "../common/index.glsl"
+#include "../common/quad_sum.glsl"
 
 const uint QUADS = COLS / 4;
-
-float total(const vec4 partial) { return (partial.x + partial.y) + (partial.z + partial.w); }
 
 void main() {
     const uint row = flat_index();
@@ -36,7 +35,7 @@ void main() {
         partial_g += g;
         partial_g_xhat += g * ((LOAD4(x4, base + q) - m) * s);
     }
-    const float sum_g = total(partial_g), sum_g_xhat = total(partial_g_xhat);
+    const float sum_g = quad_sum(partial_g), sum_g_xhat = quad_sum(partial_g_xhat);
     for (uint q = 0; q < QUADS; ++q) {
         const vec4 g = AFFINE ? LOAD4(dy4, base + q) * LOAD4(weight4, q) : LOAD4(dy4, base + q);
         const vec4 xhat = (LOAD4(x4, base + q) - m) * s;

@@ -23,10 +23,9 @@ layout(set = 0, binding = 5) writeonly buffer Invstd { float invstd[]; };
 
 layout(local_size_x = 16) in;
 #include "../common/index.glsl"
+#include "../common/quad_sum.glsl"
 
 const uint QUADS = COLS / 4;
-
-float total(const vec4 partial) { return (partial.x + partial.y) + (partial.z + partial.w); }
 
 void main() {
     const uint row = flat_index();
@@ -34,13 +33,13 @@ void main() {
     const uint base = row * QUADS;
     vec4 partial = vec4(0.0);
     for (uint q = 0; q < QUADS; ++q) partial += LOAD4(x4, base + q);
-    const float m = total(partial) / float(COLS);
+    const float m = quad_sum(partial) / float(COLS);
     partial = vec4(0.0);
     for (uint q = 0; q < QUADS; ++q) {
         const vec4 deviation = LOAD4(x4, base + q) - m;
         partial += deviation * deviation;
     }
-    const float s = 1.0 / sqrt(total(partial) / float(COLS) + EPS);
+    const float s = 1.0 / sqrt(quad_sum(partial) / float(COLS) + EPS);
     for (uint q = 0; q < QUADS; ++q) {
         vec4 value = (LOAD4(x4, base + q) - m) * s;
         if (AFFINE) value *= LOAD4(weight4, q);

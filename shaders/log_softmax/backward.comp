@@ -20,6 +20,7 @@ layout(set = 0, binding = 5) writeonly buffer DX4 { vec4 dx4[]; };
 
 layout(local_size_x = 64) in;
 #include "../common/index.glsl"
+#include "../common/quad_sum.glsl"
 
 void main() {
     const uint r = flat_index();
@@ -28,7 +29,7 @@ void main() {
         const uint base = r * (COLS / 4);
         vec4 partial = vec4(0.0);
         for (uint q = 0; q < COLS / 4; ++q) partial += dy4[base + q];
-        const float sum_dy = (partial.x + partial.y) + (partial.z + partial.w);
+        const float sum_dy = quad_sum(partial);
         for (uint q = 0; q < COLS / 4; ++q) dx4[base + q] = dy4[base + q] - exp(y4[base + q]) * sum_dy;
         return;
     }

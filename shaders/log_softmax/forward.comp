@@ -20,6 +20,7 @@ layout(set = 0, binding = 3) writeonly buffer Y4 { vec4 y4[]; };
 
 layout(local_size_x = 64) in;
 #include "../common/index.glsl"
+#include "../common/quad_sum.glsl"
 
 void main() {
     const uint r = flat_index();
@@ -31,7 +32,7 @@ void main() {
         const float peak = max(max(peaks.x, peaks.y), max(peaks.z, peaks.w));
         vec4 totals = vec4(0.0);
         for (uint q = 0; q < COLS / 4; ++q) totals += exp(x4[base + q] - peak);
-        const float log_total = log((totals.x + totals.y) + (totals.z + totals.w));
+        const float log_total = log(quad_sum(totals));
         for (uint q = 0; q < COLS / 4; ++q) y4[base + q] = (x4[base + q] - peak) - log_total;
         return;
     }

@@ -34,7 +34,7 @@ float through_weights(uint b, uint t_next, uint j) {
         vec4 quads = vec4(0.0);
         for (uint r4 = 0; r4 < GATES * HIDDEN / 4; ++r4)
             quads = fma(LOAD4(weight_hh_t, w + r4), LOAD4(dgates4, (d + HIDDEN_COLUMN(4 * r4)) / 4), quads);
-        return (quads.x + quads.y) + (quads.z + quads.w);
+        return quad_sum(quads);
     }
     float sum = 0.0;
     for (uint row = 0; row < GATES * HIDDEN; ++row)

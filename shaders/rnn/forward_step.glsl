@@ -38,7 +38,7 @@ void recurrent(uint b, uint t, uint j, out float sums[GATES]) {
         }
         for (uint g = 0; g < GATES; ++g) {
             const float bias = HAS_BIAS ? bias_hh[g * HIDDEN + j] : 0.0;
-            sums[g] = bias + ((quads[g].x + quads[g].y) + (quads[g].z + quads[g].w));
+            sums[g] = bias + quad_sum(quads[g]);
         }
         return;
     }

@@ -21,6 +21,7 @@ layout(set = 0, binding = 2) readonly buffer Lengths { float lengths[]; };   // 
 layout(set = 0, binding = 3) readonly buffer WeightHH { float weight_hh[]; }; // (GATES * H, H)
 
 #include "../common/index.glsl"
+#include "../common/quad_sum.glsl"
 #include "../common/erf.glsl"
 
 #define NAN uintBitsToFloat(0x7fc00000u)

@@ -19,6 +19,7 @@ layout(set = 0, binding = 5) writeonly buffer DX4 { vec4 dx4[]; };
 
 layout(local_size_x = 64) in;
 #include "../common/index.glsl"
+#include "../common/quad_sum.glsl"
 
 void main() {
     const uint r = flat_index();
@@ -27,7 +28,7 @@ void main() {
         const uint base = r * (COLS / 4);
         vec4 partial = vec4(0.0);
         for (uint q = 0; q < COLS / 4; ++q) partial += dy4[base + q] * y4[base + q];
-        const float dot_dy_y = (partial.x + partial.y) + (partial.z + partial.w);
+        const float dot_dy_y = quad_sum(partial);
         for (uint q = 0; q < COLS / 4; ++q) dx4[base + q] = y4[base + q] * (dy4[base + q] - dot_dy_y);
         return;
     }
