@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import vkbackprop as vb
+from vkbackprop import zoo
 from vkbackprop.bench.models import vkbackprop_mlp as mlp
 from vkbackprop.layers import gemm_shuffle
 from vkbackprop.plan import StepPlan
@@ -208,3 +209,80 @@ def test_add_applies_its_relu_forward_and_backward(device, monkeypatch, addends)
     assert not any("relu/" in w.name for k, w in fused[0].plan.predict.log if k == "dispatch")
     for plan in (fused[0].plan.train, fused[0].plan.predict):
         check_barriers_exact(plan.log)
+
+
+def strided_convs():
+    """ReLUs before convolutions on each input-gradient path of lavapipe: a strided one by phases, a
+    grouped one on the vec4 shuffle core (rows of whole quads), then a 1x1."""
+    return vb.Sequential(vb.Conv2d(2, 4, 3, padding=1), vb.BatchNorm2d(4), vb.ReLU(),
+                         vb.Conv2d(4, 8, 3, stride=2, padding=1), vb.BatchNorm2d(8), vb.ReLU(),
+                         vb.Conv2d(8, 8, 3, padding=1, groups=2), vb.ReLU(), vb.Conv2d(8, 4, 1), vb.ReLU(),
+                         vb.Flatten(), vb.Linear(4 * 4 * 4, 5), input_shape=(2, 8, 8))
+
+
+def odd_width_convs():
+    """Rows of 6: no whole quads, so the scalar core's input gradient everywhere."""
+    return vb.Sequential(vb.Conv2d(2, 4, 3, padding=1), vb.ReLU(), vb.Conv2d(4, 4, 3, padding=1, bias=False),
+                         vb.ReLU(), vb.Flatten(), vb.Linear(4 * 6 * 6, 5), input_shape=(2, 6, 6))
+
+
+@pytest.mark.parametrize("texel_reads", ["0", "1"])
+@pytest.mark.parametrize("kernel", ["auto", "scalar"])
+@pytest.mark.parametrize("build,shaders", [
+    (strided_convs, {"auto": ["backward_input_shuffle", "backward_input_shuffle", "backward_input_phases"],
+                     "scalar": ["backward_input"] * 3}),
+    (odd_width_convs, {"auto": ["backward_input"], "scalar": ["backward_input"]})])
+def test_conv_applies_the_backward_of_the_relu_before_it(device, monkeypatch, build, shaders, kernel, texel_reads):
+    """Each ReLU read only by the convolution after it: that convolution's input gradient masks the
+    dx it stores with x (the ReLU's output), and the ReLU's backward dispatch goes; bit-identical
+    to the unfused plan after 3 steps with momentum."""
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
+    fused = run(build, 4, 3, 5, device, monkeypatch, fuse=True)
+    assert_identical(fused, run(build, 4, 3, 5, device, monkeypatch, fuse=False))
+    train = [w for k, w in fused[0].plan.train.log if k == "dispatch"]
+    masked = [w.name.split("conv2d/")[1].removesuffix(".comp") for w in train
+              if "conv2d/backward_input" in w.name and w.constants["RELU_BACKWARD"]]
+    assert masked == shaders[kernel]   # backward order: the last convolution first; the first has no dx
+    # The last ReLU's output reaches the Linear through a Flatten: that one keeps its own backward.
+    assert sum("relu/backward" in w.name for w in train) == 1
+    plain = run(build, 4, 1, 5, device, monkeypatch, fuse=False, backward=False)
+    assert sum("relu/backward" in w.name for k, w in plain[0].plan.train.log if k == "dispatch") == len(shaders[kernel]) + 1
+    check_barriers_exact(fused[0].plan.train.log)
+
+
+def shared_hidden():
+    """h read by two Linears and the Add of their outputs with h: three contributions to dL/dh, the
+    Add's first (backward runs in reverse), then the two Linears'."""
+    x = vb.Input(6)
+    h = vb.Linear(6, 8)(x)
+    return vb.Model(x, vb.Linear(8, 3)(vb.Add()(vb.Linear(8, 8)(h), vb.Linear(8, 8)(h), h)))
+
+
+def small_resnet():
+    """Residual blocks whose input gradients the first convolution adds to the skip's: stride 1 on
+    the shuffle core, stride 2 by phases (8 -> 4 rows) and stride 2 on the shuffle core (4 -> 2)."""
+    return zoo.small_resnet((3, 8, 8), 5, (4, 8, 8))
+
+
+@pytest.mark.parametrize("texel_reads", ["0", "1"])
+@pytest.mark.parametrize("kernel", ["auto", "scalar"])
+@pytest.mark.parametrize("build,in_place", [(shared_hidden, 2), (small_resnet, 3)])
+def test_input_gradients_add_to_earlier_partials_in_place(device, monkeypatch, build, in_place, kernel, texel_reads):
+    """A later contribution to a gradient from a Linear's or Conv2d's input gradient adds itself in
+    as it stores (ACCUMULATE): no scratch, no accumulate dispatch; bit-identical to storing it apart
+    and adding it with graph/accumulate.comp."""
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
+    fused = run(build, 4, 3, 6, device, monkeypatch, fuse=True)
+    with monkeypatch.context() as patch:
+        for layer in (vb.Linear, vb.Conv2d):
+            patch.setattr(layer, "accumulates_dx", False)
+        apart = run(build, 4, 3, 6, device, monkeypatch, fuse=True)
+    assert_identical(fused, apart)
+    train = [w for k, w in fused[0].plan.train.log if k == "dispatch"]
+    assert not any(w.name.startswith("accumulate") for w in train)
+    adding = [w.name for w in train if w.constants.get("ACCUMULATE")]
+    assert len(adding) == in_place and all("backward_input" in n for n in adding)
+    assert sum(w.name.startswith("accumulate") for k, w in apart[0].plan.train.log if k == "dispatch") == in_place
+    check_barriers_exact(fused[0].plan.train.log)

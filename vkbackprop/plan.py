@@ -4,8 +4,9 @@ once: the training step and the forward pass for prediction. Nothing is re-recor
 
 Gradients that receive several partials (a value read by several layers, an output that also feeds
 a layer, a layer called twice sharing its parameters) are accumulated here, once, for every layer:
-the first contribution to run writes the gradient buffer, each later one writes a scratch buffer
-that an `accumulate` dispatch adds in. Activation gradients and that scratch share buffers by
+the first contribution to run writes the gradient buffer, each later one adds itself in where its
+writer can (`Module.accumulates_dx`: a Linear's or Conv2d's input gradient), else writes a scratch
+buffer that an `accumulate` dispatch adds in. Activation gradients and that scratch share buffers by
 lifetime (`BufferPool`, `StepPlan._route`), and so do activations no backward reads
 (`StepPlan._allocate_activations`): one pool, so gradients reuse the memory of those activations.
 """
@@ -69,18 +70,20 @@ class GradientRouter:
         self.contributions = {}     # gradient key -> how many contributions were handed out so far
         self.parts = []             # scratch handed out for the call being planned
 
-    def target(self, key, total, label: str):
-        """(buffer to write, accumulate dispatch to record after the writer or None). `label`
-        names the gradient in the accumulate dispatch's name."""
+    def target(self, key, total, label: str, writer_adds: bool = False):
+        """(buffer to write, accumulate dispatch to record after the writer or None, whether the
+        writer adds to the buffer rather than storing). A later contribution whose writer can add
+        (`writer_adds`) adds into `total` itself: total + part, the accumulate dispatch's sum, so the
+        same bits. `label` names the gradient in the accumulate dispatch's name."""
         n = self.contributions.get(key, 0)
         self.contributions[key] = n + 1
-        if n == 0:
-            return total, None
+        if n == 0 or writer_adds:
+            return total, None, n > 0
         part = self.pool.take(total.shape, total.dtype)
         self.parts.append(part)
         add = elementwise(self.device, "graph/accumulate.comp", {"part": part, "total": total}, total.size)
         add.name = f"accumulate {label}"
-        return part, add
+        return part, add, False
 
     def settle(self) -> None:
         """The call's dispatches and additions are recorded: its scratch is free for later calls (not
@@ -260,17 +263,17 @@ class StepPlan:
         router = GradientRouter(device, self.pool)
         live = {}   # id(root value) -> its gradient's buffer, from its first contribution to its producer's backward
 
-        def contribute(value) -> tuple:
-            """(the buffer the next contribution to dL/d(value) writes, the addition after it or None)."""
+        def contribute(value, writer_adds: bool = False) -> tuple:
+            """GradientRouter.target for the next contribution to dL/d(value)."""
             r = root[id(value)]
             if id(r) not in live:
                 live[id(r)] = self.pool.take((self.batch, r.width))
             label = f"{r.name}.grad" if r.call is None else f"{self.labels[r.call]}.output.grad"
-            return router.target(id(r), live[id(r)], label)
+            return router.target(id(r), live[id(r)], label, writer_adds)
 
         forward, backward = [], []
         for loss, value, target, loss_buf in zip(losses, model.outputs, self.targets, self.losses):
-            dpred, add = contribute(value)
+            dpred, add, _ = contribute(value)
             backward.append(loss.dispatch(device, self._value_of(value), target, self.dloss, loss_buf, dpred))
             backward += [add] if add else []
             router.settle()
@@ -327,10 +330,12 @@ class StepPlan:
                 io = dataclasses.replace(io, dy_prologue=fused_dy[call].layer.fusible_as)
             for i, v in enumerate(inputs):
                 if root[id(v)].call is not None:   # model inputs need no gradient
-                    io.dxs[i], add = contribute(v)
+                    io.dxs[i], add, in_place = contribute(v, call.layer.accumulates_dx)
+                    if in_place:   # (only single-input layers accumulate)
+                        io = dataclasses.replace(io, dx_accumulate=True)
                     adds += [add] if add else []
             for n, key in keys.items():
-                io.grads[n], add = router.target(key, self.param_grads[key], self.param_grads[key].name)
+                io.grads[n], add, _ = router.target(key, self.param_grads[key], self.param_grads[key].name)
                 adds += [add] if add else []
             work = [_named(d, self.labels[call]) for d in call.layer.backward(io)]
             for d in work:

@@ -5,7 +5,8 @@
 // over the outputs (oh, ow) whose tap (kh, kw) lands on (ih, iw), i.e.
 // (oh, ow) * stride = (ih, iw) + padding - (kh, kw) * dilation. Implicit GEMM per group (workgroup
 // layer z = g): rows the group's input channels, columns (b, ih, iw), reduction (o, kh, kw); a tap
-// that lands on no output (between strides, or beyond the edge) adds zero.
+// that lands on no output (between strides, or beyond the edge) adds zero. The store may mask with
+// x (this layer's input, a ReLU's output) and add to dx (common/dx_epilogue.glsl).
 
 #include "geometry.glsl"
 layout(constant_id = 16) const uint M = 1;  // GROUP_IN
@@ -14,7 +15,10 @@ layout(constant_id = 18) const uint K = 1;  // GROUP_OUT * TAPS
 
 layout(set = 0, binding = 0) readonly buffer DY { float dy[]; };
 layout(set = 0, binding = 1) readonly buffer Weight { float weight[]; };
-layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
+layout(set = 0, binding = 2) buffer DX { float dx[]; };   // read with ACCUMULATE
+layout(set = 0, binding = 3) readonly buffer X { float x[]; };   // read by a fused ReLU backward only
+#define DX_EPILOGUE_CONSTANTS 19
+#include "../common/dx_epilogue.glsl"
 
 #define GROUP gl_WorkGroupID.z
 
@@ -46,7 +50,8 @@ float weight_at(uint m, uint k) {
 
 void store(uint m, uint n, float v) {
     const uvec2 sample_position = split_index(n, IN_PLANE);
-    dx[(sample_position.x * IN_C + GROUP * GROUP_IN + m) * IN_PLANE + sample_position.y] = v;
+    const uint i = (sample_position.x * IN_C + GROUP * GROUP_IN + m) * IN_PLANE + sample_position.y;
+    STORE_DX(dx[i], v, x[i]);
 }
 
 #define A_AT(m, k) weight_at(m, k)
@@ -54,5 +59,5 @@ void store(uint m, uint n, float v) {
 #define B_COLUMN(n) column_of(n)
 #define B_AT(k, col) upstream(k, col)
 #define STORE(m, n, v) store(m, n, v)
-#define GEMM_CONSTANTS 19   // the core's tile constants follow this shader's
+#define GEMM_CONSTANTS 21   // the core's tile constants follow this shader's
 #include "../common/gemm.glsl"

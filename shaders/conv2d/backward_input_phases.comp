@@ -15,6 +15,8 @@
 // from neighbouring outputs for neighbouring inputs of the phase.
 // Workgroup layer z = g * PHASES + phase: rows the group's input channels, columns (b, ih', iw') for
 // the inputs (ih' * STRIDE_H + ph, iw' * STRIDE_W + pw), reduction (the phase's taps, o), o inner.
+// The store may mask with x (this layer's input, a ReLU's output) and add to dx
+// (common/dx_epilogue.glsl).
 
 #include "geometry.glsl"
 layout(constant_id = 16) const uint M = 1;  // GROUP_IN
@@ -23,7 +25,10 @@ layout(constant_id = 18) const uint K = 1;  // GROUP_OUT * the most taps a phase
 
 VEC4_INPUT(0, DY, dy);
 VEC4_INPUT(1, Weight, weight);
-layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
+layout(set = 0, binding = 2) buffer DX { float dx[]; };   // read with ACCUMULATE
+VEC4_INPUT(3, X, x);   // read by a fused ReLU backward only
+#define DX_EPILOGUE_CONSTANTS 19
+#include "../common/dx_epilogue.glsl"
 
 const uint PHASES = STRIDE_H * STRIDE_W;
 const uint PHASE_H = IN_H / STRIDE_H;   // the rows and columns of one phase
@@ -84,6 +89,6 @@ uint input_index(const uint m, const uint n) {
 #define B_ROW4(k, n0) upstream_quad(k, n0)
 #define K4_FIRST 0
 #define K4_LAST (GROUP_OUT * tap_counts().x * tap_counts().y / 4)
-#define STORE(m, n, v) dx[input_index(m, n)] = (v)
-#define GEMM_CONSTANTS 19   // the core's tile constants follow this shader's
+#define STORE(m, n, v) STORE_DX(dx[input_index(m, n)], v, LOAD1(x, input_index(m, n)))
+#define GEMM_CONSTANTS 21   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

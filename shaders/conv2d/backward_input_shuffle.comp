@@ -8,7 +8,8 @@
 //     weight[g * GROUP_OUT + o, c, kh, kw] * dy[b, g * GROUP_OUT + o, oh, ow]
 // over the outputs (oh, ow) whose tap (kh, kw) lands on (ih, iw): (oh, ow) * stride = (ih, iw) +
 // padding - (kh, kw) * dilation. Rows the group's input channels, columns (b, ih, iw), reduction
-// (o, kh, kw); group g = workgroup layer z.
+// (o, kh, kw); group g = workgroup layer z. The store may mask with x (this layer's input, a ReLU's
+// output) and add to dx (common/dx_epilogue.glsl).
 
 #include "geometry.glsl"
 layout(constant_id = 16) const uint M = 1;  // GROUP_IN
@@ -17,7 +18,10 @@ layout(constant_id = 18) const uint K = 1;  // GROUP_OUT * TAPS
 
 VEC4_INPUT(0, DY, dy);
 VEC4_INPUT(1, Weight, weight);
-layout(set = 0, binding = 2) writeonly buffer DX { vec4 dx[]; };   // IN_PLANE % 4 == 0: whole quads
+layout(set = 0, binding = 2) buffer DX { vec4 dx[]; };   // IN_PLANE % 4 == 0: whole quads; read with ACCUMULATE
+VEC4_INPUT(3, X, x);   // read by a fused ReLU backward only
+#define DX_EPILOGUE_CONSTANTS 19
+#include "../common/dx_epilogue.glsl"
 
 #define GROUP gl_WorkGroupID.z
 
@@ -67,7 +71,7 @@ uint input_index(const uint m, const uint n) {
 #define B_N_CONTIGUOUS 1
 #define A_QUAD(m, k4) weight_quad(m, k4)
 #define B_ROW4(k, n0) upstream_quad(k, n0)
-#define STORE(m, n, v) dx[input_index(m, n) / 4][input_index(m, n) % 4] = (v)
-#define STORE4(m, n, v) dx[input_index(m, n) / 4] = (v)
-#define GEMM_CONSTANTS 19   // the core's tile constants follow this shader's
+#define STORE(m, n, v) STORE_DX(dx[input_index(m, n) / 4][input_index(m, n) % 4], v, LOAD1(x, input_index(m, n)))
+#define STORE4(m, n, v) STORE_DX4(dx[input_index(m, n) / 4], v, LOAD4(x, input_index(m, n) / 4))
+#define GEMM_CONSTANTS 21   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

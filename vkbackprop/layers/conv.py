@@ -91,6 +91,12 @@ def _slices(device, length: int, preferred: int, terms_per_iteration: int = 1,
 
 class Conv2d(Module):
     backward_reads = ("x",)     # implicit GEMMs over x and dy: never its output
+    # The backward of a ReLU right before it (a ResNet block's second convolution): x, its output,
+    # masks the dx the input gradient stores; and a block input's gradient, which the skip's
+    # backward wrote first, gets the first convolution's part added in that store
+    # (common/dx_epilogue.glsl).
+    dx_epilogues = ("relu",)
+    accumulates_dx = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", name: str | None = None):
@@ -205,8 +211,9 @@ class Conv2d(Module):
         return work
 
     def _input_gradient(self, io: LayerIO, geometry: dict):
-        buffers = {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx}
-        phases = self._input_gradient_by_phases(io, geometry, buffers)
+        buffers = {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx, "x": io.x}
+        constants = dict(geometry, RELU_BACKWARD=io.dx_epilogue == "relu", ACCUMULATE=io.dx_accumulate)
+        phases = self._input_gradient_by_phases(io, constants, buffers)
         if phases is not None:
             return phases
         rows, columns = self.in_channels // self.groups, io.batch * geometry["IN_H"] * geometry["IN_W"]
@@ -215,16 +222,17 @@ class Conv2d(Module):
         if (geometry["IN_W"] % 4 == 0 and _whole_quads(io.dy, io.params["weight"])
                 and gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True)):
             return gemm_shuffle.shuffle_dispatch(io.device, _BACKWARD_INPUT_SHUFFLE, buffers, rows, columns, terms,
-                                                 geometry, z=self.groups, tile=_shuffle_tile(rows, columns))
-        return gemm_dispatch(io.device, _BACKWARD_INPUT, buffers, rows, columns, terms, geometry, z=self.groups,
+                                                 constants, z=self.groups, tile=_shuffle_tile(rows, columns))
+        return gemm_dispatch(io.device, _BACKWARD_INPUT, buffers, rows, columns, terms, constants, z=self.groups,
                              tile=_tile(io.device))
 
-    def _input_gradient_by_phases(self, io: LayerIO, geometry: dict, buffers: dict):
+    def _input_gradient_by_phases(self, io: LayerIO, constants: dict, buffers: dict):
         """A strided convolution's input gradient one phase of dx at a time (ih % stride_h, iw %
         stride_w), each over the taps that reach it (backward_input_phases.comp), or None where
         that does not apply: it needs dilation 1, rows and columns in whole strides, rows of a
-        phase a multiple of 4 wide, output channels per group in quads."""
-        (in_h, in_w), (stride_h, stride_w) = (geometry["IN_H"], geometry["IN_W"]), self.stride
+        phase a multiple of 4 wide, output channels per group in quads. `constants`: the geometry
+        and the epilogue's."""
+        (in_h, in_w), (stride_h, stride_w) = (constants["IN_H"], constants["IN_W"]), self.stride
         group_out = self.out_channels // self.groups
         if (self.stride == (1, 1) or self.dilation != (1, 1) or in_h % stride_h or in_w % stride_w
                 or (in_w // stride_w) % 4 or group_out % 4 or not _whole_quads(io.dy, io.params["weight"])):
@@ -234,8 +242,9 @@ class Conv2d(Module):
         terms = group_out * math.prod(-(-k // s) for k, s in zip(self.kernel_size, self.stride))
         if not gemm_shuffle.applies(io.device, rows, columns, terms, b_n_contiguous=True):
             return None
-        return gemm_shuffle.shuffle_dispatch(io.device, _BACKWARD_INPUT_PHASES, buffers, rows, columns, terms, geometry,
-                                             z=self.groups * stride_h * stride_w, tile=_shuffle_tile(rows, columns))
+        return gemm_shuffle.shuffle_dispatch(io.device, _BACKWARD_INPUT_PHASES, buffers, rows, columns, terms,
+                                             constants, z=self.groups * stride_h * stride_w,
+                                             tile=_shuffle_tile(rows, columns))
 
     def _weight_gradient(self, io: LayerIO, geometry: dict) -> list:
         terms = io.batch * geometry["OUT_H"] * geometry["OUT_W"]

@@ -55,8 +55,10 @@ class Linear(Module):
     backward_reads = ("x",)     # dW = dy^T x, dx = dy W: never its output
     # A following ReLU can be applied as the forward GEMM's epilogue (one dispatch and barrier less).
     epilogues = ("relu",)
-    # A preceding ReLU's backward can be applied as the input-gradient GEMM's epilogue (same saving).
+    # A preceding ReLU's backward can be applied as the input-gradient GEMM's epilogue (same saving),
+    # and the GEMM can add dx to other consumers' partials (common/dx_epilogue.glsl).
     dx_epilogues = ("relu",)
+    accumulates_dx = True
 
     def forward(self, io: LayerIO) -> list:
         bias = io.params["bias"] if self.bias else io.device.placeholder
@@ -127,7 +129,7 @@ class Linear(Module):
         """dx = dy W: A = dy is [batch][out], B = W is [out][in]. With dy's transposed copy (out % 4
         != 0) the vec4 core reads that instead, as A stored [K][M]."""
         buffers = {"weight": io.params["weight"], "dx": io.dx, "x": io.x}
-        constants = {"RELU_BACKWARD": io.dx_epilogue == "relu"}
+        constants = {"RELU_BACKWARD": io.dx_epilogue == "relu", "ACCUMULATE": io.dx_accumulate}
         if dyt is not None and gemm_shuffle.applies(io.device, io.batch, self.in_features, self.out, True,
                                                     a_m_contiguous=True):
             return gemm_shuffle.shuffle_dispatch(io.device, "linear/backward_input_shuffle.comp", {"dyt": dyt, **buffers},
