@@ -15,8 +15,9 @@ layout(constant_id = 18) const uint K = 1;  // GROUP_OUT * TAPS
 
 layout(set = 0, binding = 0) readonly buffer DY { float dy[]; };
 layout(set = 0, binding = 1) readonly buffer Weight { float weight[]; };
-layout(set = 0, binding = 2) buffer DX { float dx[]; };   // read with ACCUMULATE
+layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
 layout(set = 0, binding = 3) readonly buffer X { float x[]; };   // read by a fused ReLU backward only
+layout(set = 0, binding = 4) readonly buffer Partials { float partials[]; };   // dx, read with ACCUMULATE only
 #define DX_EPILOGUE_CONSTANTS 19
 #include "../common/dx_epilogue.glsl"
 
@@ -51,7 +52,7 @@ float weight_at(uint m, uint k) {
 void store(uint m, uint n, float v) {
     const uvec2 sample_position = split_index(n, IN_PLANE);
     const uint i = (sample_position.x * IN_C + GROUP * GROUP_IN + m) * IN_PLANE + sample_position.y;
-    STORE_DX(dx[i], v, x[i]);
+    STORE_DX(dx[i], partials[i], v, x[i]);
 }
 
 #define A_AT(m, k) weight_at(m, k)

@@ -25,8 +25,9 @@ layout(constant_id = 18) const uint K = 1;  // GROUP_OUT * the most taps a phase
 
 VEC4_INPUT(0, DY, dy);
 VEC4_INPUT(1, Weight, weight);
-layout(set = 0, binding = 2) buffer DX { float dx[]; };   // read with ACCUMULATE
+layout(set = 0, binding = 2) writeonly buffer DX { float dx[]; };
 VEC4_INPUT(3, X, x);   // read by a fused ReLU backward only
+layout(set = 0, binding = 4) readonly buffer Partials { float partials[]; };   // dx, read with ACCUMULATE only
 #define DX_EPILOGUE_CONSTANTS 19
 #include "../common/dx_epilogue.glsl"
 
@@ -89,6 +90,6 @@ uint input_index(const uint m, const uint n) {
 #define B_ROW4(k, n0) upstream_quad(k, n0)
 #define K4_FIRST 0
 #define K4_LAST (GROUP_OUT * tap_counts().x * tap_counts().y / 4)
-#define STORE(m, n, v) STORE_DX(dx[input_index(m, n)], v, LOAD1(x, input_index(m, n)))
+#define STORE(m, n, v) STORE_DX(dx[input_index(m, n)], partials[input_index(m, n)], v, LOAD1(x, input_index(m, n)))
 #define GEMM_CONSTANTS 21   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

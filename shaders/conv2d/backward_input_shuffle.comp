@@ -18,8 +18,9 @@ layout(constant_id = 18) const uint K = 1;  // GROUP_OUT * TAPS
 
 VEC4_INPUT(0, DY, dy);
 VEC4_INPUT(1, Weight, weight);
-layout(set = 0, binding = 2) buffer DX { vec4 dx[]; };   // IN_PLANE % 4 == 0: whole quads; read with ACCUMULATE
+layout(set = 0, binding = 2) writeonly buffer DX { vec4 dx[]; };   // IN_PLANE % 4 == 0: whole quads
 VEC4_INPUT(3, X, x);   // read by a fused ReLU backward only
+layout(set = 0, binding = 4) readonly buffer Partials { vec4 partials[]; };   // dx, read with ACCUMULATE only
 #define DX_EPILOGUE_CONSTANTS 19
 #include "../common/dx_epilogue.glsl"
 
@@ -71,7 +72,8 @@ uint input_index(const uint m, const uint n) {
 #define B_N_CONTIGUOUS 1
 #define A_QUAD(m, k4) weight_quad(m, k4)
 #define B_ROW4(k, n0) upstream_quad(k, n0)
-#define STORE(m, n, v) STORE_DX(dx[input_index(m, n) / 4][input_index(m, n) % 4], v, LOAD1(x, input_index(m, n)))
-#define STORE4(m, n, v) STORE_DX4(dx[input_index(m, n) / 4], v, LOAD4(x, input_index(m, n) / 4))
+#define STORE(m, n, v) STORE_DX(dx[input_index(m, n) / 4][input_index(m, n) % 4], \
+                              partials[input_index(m, n) / 4][input_index(m, n) % 4], v, LOAD1(x, input_index(m, n)))
+#define STORE4(m, n, v) STORE_DX4(dx[input_index(m, n) / 4], partials[input_index(m, n) / 4], v, LOAD4(x, input_index(m, n) / 4))
 #define GEMM_CONSTANTS 21   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

@@ -19,14 +19,16 @@ VEC4_INPUT(0, DY, dy);
 #define A4(i) LOAD4(dy, i)
 #endif
 VEC4_INPUT(1, Weight, weight);
-layout(set = 0, binding = 2) buffer DX { vec4 dx[]; };  // N % 4 == 0: whole vec4 rows; read with ACCUMULATE
+layout(set = 0, binding = 2) writeonly buffer DX { vec4 dx[]; };  // N % 4 == 0: whole vec4 rows
 VEC4_INPUT(3, X, x);   // this layer's input [M][N]: read by a fused ReLU backward only
+layout(set = 0, binding = 4) readonly buffer Partials { vec4 partials[]; };   // dx, read with ACCUMULATE only
 
 #define B_N_CONTIGUOUS 1
 #define B4(i) LOAD4(weight, i)
 #define DX_EPILOGUE_CONSTANTS 3
 #include "../common/dx_epilogue.glsl"
-#define STORE(m, n, v) STORE_DX(dx[((m) * N + (n)) / 4][(n) % 4], v, LOAD4(x, ((m) * N + (n)) / 4)[(n) % 4])
-#define STORE4(m, n, v) STORE_DX4(dx[((m) * N + (n)) / 4], v, LOAD4(x, ((m) * N + (n)) / 4))
+#define STORE(m, n, v) STORE_DX(dx[((m) * N + (n)) / 4][(n) % 4], partials[((m) * N + (n)) / 4][(n) % 4], v, \
+                                LOAD4(x, ((m) * N + (n)) / 4)[(n) % 4])
+#define STORE4(m, n, v) STORE_DX4(dx[((m) * N + (n)) / 4], partials[((m) * N + (n)) / 4], v, LOAD4(x, ((m) * N + (n)) / 4))
 #define GEMM_CONSTANTS 5   // the core's tile constants follow this shader's
 #include "../common/gemm_shuffle.glsl"

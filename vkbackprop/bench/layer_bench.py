@@ -63,6 +63,6 @@ def measure_op(device, op: Op, shape: tuple, repeats: int, warmup: int, rng, tor
         dispatches = [what for kind, what in recorder.log if kind == "dispatch"]
         results.append(OpResult(
             op.name, tuple(shape), pass_, pass_flops(layer, batch, isolated.io.out_shape, pass_),
-            pass_bytes(dispatches), gpu, per_dispatch, wall_times(numpy_pass, repeats, warmup),
+            pass_bytes(dispatches, isolated.device.placeholder), gpu, per_dispatch, wall_times(numpy_pass, repeats, warmup),
             wall_times(torch_pass, repeats, warmup, sync), max(errors.values())))
     return results

@@ -395,10 +395,11 @@ def pass_flops(layer, batch: int, out_shape, pass_: str) -> int | None:
     return (2 if pass_ == "forward" else 4) * batch * macs
 
 
-def pass_bytes(dispatches) -> int:
+def pass_bytes(dispatches, placeholder=None) -> int:
     """Bytes a pass moves at least: every buffer its dispatches read, read once, and every buffer
-    they write, written once (a lower bound: caches miss, tiles reload, scratch goes both ways)."""
-    reads = set().union(*(d.reads for d in dispatches))
+    they write, written once (a lower bound: caches miss, tiles reload, scratch goes both ways).
+    The device's `placeholder`, bound for inputs that are switched off, is never read."""
+    reads = set().union(*(d.reads for d in dispatches)) - {placeholder}
     writes = set().union(*(d.writes for d in dispatches))
     return sum(b.size * b.dtype.itemsize for b in reads) + sum(b.size * b.dtype.itemsize for b in writes)
 
