@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vkbackprop as vb
-from oracles import check_step, lin
+from oracles import check_barriers_exact, check_step, lin
 
 F = torch.nn.functional
 
@@ -129,3 +129,90 @@ def test_cycles_are_rejected():
     a.call.inputs = (b,)     # only reachable by editing the graph by hand
     with pytest.raises(ValueError, match="cycle"):
         vb.Model(x, b)
+
+
+def dispatches_of(trainer) -> list:
+    return [w for k, w in trainer.plan.train.log if k == "dispatch"]
+
+
+PASS_THROUGH = {
+    # Add(h, h): the same value twice; its second share sums the buffer with itself into a new one.
+    "same value twice": (lambda x: vb.Add()(x, x), lambda xt: xt + xt),
+    # The Linear's input gradient sums into a new buffer: the partials buffer (the Add's dy) is
+    # also the Linear's output gradient, which it is reading.
+    "linear beside its add": (lambda x: vb.Add()(vb.Linear(5, 5)(x), x), "linear"),
+    # The same with a writer that cannot add (Tanh): scratch, then add/forward.comp into a new buffer.
+    "tanh beside its add": (lambda x: vb.Add()(vb.Tanh()(x), x), lambda xt: torch.tanh(xt) + xt),
+    # Nested: the inner Add's dy is the outer one's, which the Sigmoid's output gradient still holds
+    # (the Sigmoid comes first in forward, so its backward comes last), so the inner Add's ReLU mask
+    # goes to a new buffer, not in place. (The outer ReLU's backward is the last Linear's.)
+    "nested adds with relus": (lambda x: vb.ReLU()(vb.Add()(vb.Sigmoid()(x), vb.ReLU()(vb.Add()(x, vb.Tanh()(x))))),
+                               lambda xt: F.relu(torch.sigmoid(xt) + F.relu(xt + torch.tanh(xt)))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PASS_THROUGH))
+def test_adds_pass_dy_on_without_copies(device, rng, monkeypatch, case):
+    """An Add hands its inputs its dy buffer itself (GradientRouter.pass_on); a buffer several
+    gradients hold is never written: later partials sum into a new one. Checked against PyTorch
+    autograd, and bit for bit against the plan whose Adds copy dy to each input."""
+    body, torch_body = PASS_THROUGH[case]
+
+    def build():
+        vb.manual_seed(7)
+        x = vb.Input(4)
+        h = vb.Linear(4, 5)(x)
+        return vb.Model(x, vb.Linear(5, 3)(body(h)))
+    xv, yv = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+
+    def reference(p, xt):
+        def linear(shape):   # the name of the Linear whose weight has this shape
+            return next(k.split(".")[0] for k in p if k.endswith(".weight") and p[k].shape == shape)
+        ht = lin(p, linear((5, 4)), xt)
+        inner = lin(p, linear((5, 5)), ht) + ht if torch_body == "linear" else torch_body(ht)
+        return F.mse_loss(lin(p, linear((3, 5)), inner), torch.tensor(yv))
+    passing = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
+    with monkeypatch.context() as patch:
+        patch.setattr(vb.Add, "passes_dy", False)
+        copying = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
+    for name, grad in copying.gradients().items():
+        assert np.array_equal(passing.gradients()[name], grad), name
+    ours, theirs = dispatches_of(passing), dispatches_of(copying)
+    assert not any("add/backward" in w.name and not w.constants["RELU_BACKWARD"] for w in ours)
+    assert len(ours) < len(theirs)
+    if case == "linear beside its add":
+        adding = [w for w in ours if w.constants.get("ACCUMULATE")]
+        assert len(adding) == 1 and adding[0].bound["partials"] is not adding[0].bound["dx"]
+    if case == "nested adds with relus":
+        masks = [w for w in ours if "add/backward" in w.name]
+        assert len(masks) == 1 and masks[0].bound["dx"] is not masks[0].bound["dy"]
+    check_barriers_exact(passing.plan.train.log)
+
+
+def test_a_shared_gradient_buffer_is_not_written_while_another_gradient_holds_it(device, rng, monkeypatch):
+    """s = Add(a, b) hands a and b its dy buffer; in this (valid) call order the Tanh reading a comes
+    after a's and b's producers but before the Add, so its backward adds to a's gradient while b's
+    still holds that buffer, unread: the sum must go to a new buffer, or b's gradient changes."""
+    def build():
+        vb.manual_seed(8)
+        x = vb.Input(4)
+        h = vb.Linear(4, 5)(x)
+        a, b = vb.Linear(5, 5)(h), vb.Linear(5, 5)(h)
+        model = vb.Model(x, vb.Linear(5, 3)(vb.Add()(vb.Add()(a, b), vb.Tanh()(a))))
+        names = [type(c.layer).__name__ for c in model.calls]
+        assert names == ["Linear", "Linear", "Linear", "Add", "Tanh", "Add", "Linear"]
+        model.calls = [model.calls[i] for i in (0, 1, 2, 4, 3, 5, 6)]
+        return model
+    xv, yv = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+
+    def reference(p, xt):
+        ht = lin(p, "0", xt)
+        at, bt = lin(p, "1", ht), lin(p, "2", ht)
+        return F.mse_loss(lin(p, "6", (at + bt) + torch.tanh(at)), torch.tensor(yv))
+    passing = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
+    with monkeypatch.context() as patch:
+        patch.setattr(vb.Add, "passes_dy", False)
+        copying = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
+    for name, grad in copying.gradients().items():
+        assert np.array_equal(passing.gradients()[name], grad), name
+    check_barriers_exact(passing.plan.train.log)

@@ -61,36 +61,108 @@ class BufferPool:
 
 
 class GradientRouter:
-    """Hands out the buffer each backward contribution writes, and the additions that follow. Later
-    contributions write scratch from `pool`, free again once the call writing them is recorded
-    (`settle`)."""
+    """The activation gradients of backward: the buffer holding each gradient's contributions so
+    far, the buffer each contribution writes and the additions that follow.
+
+    A gradient's buffer comes from `pool` at its first contribution. A layer that passes dy on to
+    its inputs (`Module.passes_dy`: Add) hands them its dy buffer itself instead of copies, so one
+    buffer may hold several gradients (`holders` counts them) and goes back to the pool when the
+    last lets go of it. A buffer is never written while another gradient holds it: a later
+    contribution to one of them sums into a buffer of its own. A later contribution whose writer
+    cannot add as it stores (`writer_adds`) writes scratch, which an addition then sums in. Scratch
+    and released buffers are free again once the call is recorded (`settle`: not before, so that
+    two contributions of one call never share a buffer)."""
 
     def __init__(self, device, pool: BufferPool):
         self.device, self.pool = device, pool
-        self.contributions = {}     # gradient key -> how many contributions were handed out so far
-        self.parts = []             # scratch handed out for the call being planned
+        self.sums = {}                          # gradient key -> buffer holding its contributions so far
+        self.holders = collections.Counter()    # buffer -> gradients holding it (taken ones until released)
+        self.parameter_contributions = collections.Counter()   # parameter key -> contributions so far
+        self.settled = []                       # scratch and released buffers, free after the call
 
-    def target(self, key, total, label: str, writer_adds: bool = False):
-        """(buffer to write, accumulate dispatch to record after the writer or None, whether the
-        writer adds to the buffer rather than storing). A later contribution whose writer can add
-        (`writer_adds`) adds into `total` itself: total + part, the accumulate dispatch's sum, so the
-        same bits. `label` names the gradient in the accumulate dispatch's name."""
-        n = self.contributions.get(key, 0)
-        self.contributions[key] = n + 1
-        if n == 0 or writer_adds:
-            return total, None, n > 0
-        part = self.pool.take(total.shape, total.dtype)
-        self.parts.append(part)
-        add = elementwise(self.device, "graph/accumulate.comp", {"part": part, "total": total}, total.size)
-        add.name = f"accumulate {label}"
-        return part, add, False
+    def contribution(self, key, shape, label: str, writer_adds: bool = False) -> tuple:
+        """(buffer the contribution writes, earlier partials its writer adds to as it stores or None,
+        addition to record after the writer or None). Every sum is total + part, the order and
+        bits of graph/accumulate.comp: whether the writer or an addition computes it."""
+        total = self.sums.get(key)
+        if total is None:
+            return self._hold(key, self.pool.take(shape)), None, None
+        into = self._own(key, total)
+        if writer_adds:
+            return into, total, None
+        part = self.scratch(shape)
+        return part, None, self._addition(total, part, into, label)
+
+    def pass_on(self, key, buffer, label: str):
+        """A contribution that is `buffer` itself (a layer's dy, passed on): the gradient holds it if
+        it has no contribution yet, else it is added in. Returns the addition or None."""
+        total = self.sums.get(key)
+        if total is None:
+            self._hold(key, buffer)
+            return None
+        return self._addition(total, buffer, self._own(key, total), label)
+
+    def parameter(self, key, total, label: str) -> tuple:
+        """(buffer a contribution to parameter gradient `total` writes, addition to record after the
+        writer or None): the first writes `total`, later ones scratch that an addition sums in."""
+        self.parameter_contributions[key] += 1
+        if self.parameter_contributions[key] == 1:
+            return total, None
+        part = self.scratch(total.shape)
+        return part, self._addition(total, part, total, label)
+
+    def take(self, key):
+        """The gradient's buffer, for its producer's backward, the last to read it (`release` it
+        once that is planned); None if nothing contributed to it."""
+        return self.sums.pop(key, None)
+
+    def sole_holder(self, buffer) -> bool:
+        """Whether no other gradient holds `buffer` than the one taken (it may be written)."""
+        return self.holders[buffer] == 1
+
+    def release(self, buffer) -> None:
+        """A taken gradient's buffer is read for the last time by the call being planned."""
+        self.settled.append(buffer)
 
     def settle(self) -> None:
-        """The call's dispatches and additions are recorded: its scratch is free for later calls (not
-        before: two contributions of one call must not share a part)."""
-        for part in self.parts:
-            self.pool.give(part)
-        self.parts = []
+        """The call's dispatches and additions are recorded: its scratch and the buffers it released
+        are free for later calls."""
+        for buffer in self.settled:
+            self.holders[buffer] -= 1
+            if self.holders[buffer] == 0:
+                del self.holders[buffer]
+                self.pool.give(buffer)
+        self.settled = []
+
+    def _hold(self, key, buffer):
+        self.sums[key] = buffer
+        self.holders[buffer] += 1
+        return buffer
+
+    def _own(self, key, total):
+        """The buffer the gradient's next sum goes to: `total` where it alone holds it, else a new one."""
+        if self.holders[total] == 1:
+            return total
+        self.settled.append(total)   # let go of the shared one once the sum that reads it is recorded
+        return self._hold(key, self.pool.take(total.shape, total.dtype))
+
+    def scratch(self, shape):
+        """A buffer for the call being planned alone: free once it is recorded, unless a gradient
+        holds it by then (`pass_on`)."""
+        part = self.pool.take(shape)
+        self.holders[part] += 1
+        self.settled.append(part)
+        return part
+
+    def _addition(self, total, part, into, label: str):
+        """into = total + part: graph/accumulate.comp in place, else add/forward.comp's a + b."""
+        if into is total:
+            add = elementwise(self.device, "graph/accumulate.comp", {"part": part, "total": total}, total.size)
+        else:
+            add = elementwise(self.device, "add/forward.comp", {"a": total, "b": part, "y": into}, total.size,
+                              {"RELU": False})
+        add.name = f"accumulate {label}"
+        return add
 
 
 class StepPlan:
@@ -258,22 +330,23 @@ class StepPlan:
         last to read it; its buffer then goes back to `pool` for gradients planned later (as
         PyTorch frees a gradient once its producer's backward has used it), so a chain of layers
         needs a few gradient buffers per shape, not one per layer. Forward gave back the pool's
-        activations before backward, so gradients reuse those too."""
+        activations before backward, so gradients reuse those too. A layer that passes dy on
+        (`passes_dy`) gives its inputs its dy buffer itself (`_pass_dy`)."""
         device, store, root = self.device, model._store, self._root
         router = GradientRouter(device, self.pool)
-        live = {}   # id(root value) -> its gradient's buffer, from its first contribution to its producer's backward
+
+        def label(value) -> str:
+            r = root[id(value)]
+            return f"{r.name}.grad" if r.call is None else f"{self.labels[r.call]}.output.grad"
 
         def contribute(value, writer_adds: bool = False) -> tuple:
-            """GradientRouter.target for the next contribution to dL/d(value)."""
+            """GradientRouter.contribution for the next contribution to dL/d(value)."""
             r = root[id(value)]
-            if id(r) not in live:
-                live[id(r)] = self.pool.take((self.batch, r.width))
-            label = f"{r.name}.grad" if r.call is None else f"{self.labels[r.call]}.output.grad"
-            return router.target(id(r), live[id(r)], label, writer_adds)
+            return router.contribution(id(r), (self.batch, r.width), label(value), writer_adds)
 
         forward, backward = [], []
         for loss, value, target, loss_buf in zip(losses, model.outputs, self.targets, self.losses):
-            dpred, add, _ = contribute(value)
+            dpred, _, add = contribute(value)
             backward.append(loss.dispatch(device, self._value_of(value), target, self.dloss, loss_buf, dpred))
             backward += [add] if add else []
             router.settle()
@@ -314,7 +387,7 @@ class StepPlan:
                              # in its neighbour's
             # Every call's output reaches a model output, so has a gradient (a producer that applies its
             # activation's backward starts from the activation's).
-            dy = live.pop(id(fused_dy[call].output if call in fused_dy else call.output), None)
+            dy = router.take(id(fused_dy[call].output if call in fused_dy else call.output))
             if dy is None:
                 raise RuntimeError(f"plan: nothing contributed to the gradient of {self.labels[call]}'s output")
             io, stand_ins = self._released(dataclasses.replace(ios[call], dy=dy))
@@ -328,25 +401,41 @@ class StepPlan:
                 inputs = fused_back[call].inputs
             if call in fused_dy:     # dy is the activation's output gradient (y its output: the mask)
                 io = dataclasses.replace(io, dy_prologue=fused_dy[call].layer.fusible_as)
-            for i, v in enumerate(inputs):
-                if root[id(v)].call is not None:   # model inputs need no gradient
-                    io.dxs[i], add, in_place = contribute(v, call.layer.accumulates_dx)
-                    if in_place:   # (only single-input layers accumulate)
-                        io = dataclasses.replace(io, dx_accumulate=True)
+            needed = [v for v in inputs if root[id(v)].call is not None]   # model inputs need no gradient
+            if call.layer.passes_dy:
+                work, passed = self._pass_dy(call, io, dy, router) if needed else ([], None)
+                adds += [add for v in needed if (add := router.pass_on(id(root[id(v)]), passed, label(v)))]
+            else:
+                for i, v in enumerate(inputs):
+                    if root[id(v)].call is not None:
+                        io.dxs[i], partials, add = contribute(v, call.layer.accumulates_dx)
+                        if partials is not None:   # (only single-input layers accumulate)
+                            io = dataclasses.replace(io, dx_partials=partials)
+                        adds += [add] if add else []
+                for n, key in keys.items():
+                    io.grads[n], add = router.parameter(key, self.param_grads[key], self.param_grads[key].name)
                     adds += [add] if add else []
-            for n, key in keys.items():
-                io.grads[n], add, _ = router.target(key, self.param_grads[key], self.param_grads[key].name)
-                adds += [add] if add else []
-            work = [_named(d, self.labels[call]) for d in call.layer.backward(io)]
+                work = [_named(d, self.labels[call]) for d in call.layer.backward(io)]
             for d in work:
                 if stand_ins & set(d.bound.values()):
                     raise RuntimeError(f"plan: {d.name} reads {sorted(b.name for b in stand_ins & set(d.bound.values()))}: "
                                        f"{call.layer!r}'s backward_reads must name it ('x': its inputs, 'y': its output)")
             backward += work + adds
+            router.release(dy)   # this backward was its last reader
             router.settle()
-            self.pool.give(dy)   # this backward was its last reader
             self.grad_squares.update({keys[n]: b for n, b in (io.squares or {}).items()})
         self.forward, self.backward, self.inference = forward, backward, inference
+
+    def _pass_dy(self, call, io: LayerIO, dy, router: GradientRouter) -> tuple:
+        """(dispatches, buffer) for a layer whose every input's gradient is its dy (`passes_dy`): dy's
+        buffer itself, or where the layer applies its fused activation's backward to dy first
+        (`io.dy_prologue`), the buffer its backward writes that into: dy's own (in place) where no
+        other gradient holds it, else a new one. The inputs' gradients then hold that buffer."""
+        if io.dy_prologue is None:
+            return [], dy
+        into = dy if router.sole_holder(dy) else router.scratch(dy.shape)
+        io = dataclasses.replace(io, dxs=[into] + [None] * (len(io.xs) - 1))
+        return [_named(d, self.labels[call]) for d in call.layer.backward(io)], into
 
     def _fusions(self, model) -> dict:
         """Calls whose forward can also do the next call's activation (a Linear, a BatchNorm or an

@@ -37,8 +37,9 @@ class LayerIO:
     dx_epilogue: str | None = None  # backward only: the backward of the activation whose output x is, to
                                     # apply before storing dx (plan.py fused the previous layer in; dx is
                                     # then that layer's input gradient)
-    dx_accumulate: bool = False     # backward only, for a layer that `accumulates_dx`: dx already holds
-                                    # other consumers' partials of that gradient; add dx to them
+    dx_partials: object = None      # backward only, for a layer that `accumulates_dx`: a buffer holding
+                                    # other consumers' partials of its input's gradient; store their sum
+                                    # with its own in dx (which may be that buffer)
     dy_prologue: str | None = None  # backward only: the backward of the activation forward applied as its
                                     # epilogue, to apply to dy first (plan.py fused the next layer in: dy
                                     # is then that layer's output gradient, y its output, the mask)
@@ -89,8 +90,11 @@ class Module:
     epilogues: tuple = ()            # activations (their `fusible_as`) forward can apply to its output
     dx_epilogues: tuple = ()         # activations (their `fusible_as`) whose backward this layer's
                                      # backward can apply to dx, the activation having produced its input
-    accumulates_dx: bool = False     # whether backward can add its dx to what the gradient buffer holds
-                                     # (io.dx_accumulate) rather than plan.py storing it apart and adding
+    accumulates_dx: bool = False     # whether backward can add its dx to earlier partials as it stores it
+                                     # (io.dx_partials) rather than plan.py storing it apart and adding
+    passes_dy: bool = False          # whether each input's gradient is dy (after io.dy_prologue): plan.py
+                                     # then hands the inputs dy's buffer, and calls backward only for the
+                                     # prologue, with dxs[0] the buffer to write (maybe dy's own)
     dy_prologues: tuple = ()         # of its `epilogues`, those whose backward its backward can apply to
                                      # dy first, where its forward applied them
     fusible_as: str | None = None    # an activation a neighbouring layer may apply for this one (plan.py)

@@ -212,8 +212,8 @@ class Conv2d(Module):
 
     def _input_gradient(self, io: LayerIO, geometry: dict):
         buffers = {"dy": io.dy, "weight": io.params["weight"], "dx": io.dx, "x": io.x,
-                   "partials": io.dx if io.dx_accumulate else io.device.placeholder}
-        constants = dict(geometry, RELU_BACKWARD=io.dx_epilogue == "relu", ACCUMULATE=io.dx_accumulate)
+                   "partials": io.dx_partials or io.device.placeholder}
+        constants = dict(geometry, RELU_BACKWARD=io.dx_epilogue == "relu", ACCUMULATE=io.dx_partials is not None)
         phases = self._input_gradient_by_phases(io, constants, buffers)
         if phases is not None:
             return phases

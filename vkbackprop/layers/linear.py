@@ -129,8 +129,8 @@ class Linear(Module):
         """dx = dy W: A = dy is [batch][out], B = W is [out][in]. With dy's transposed copy (out % 4
         != 0) the vec4 core reads that instead, as A stored [K][M]."""
         buffers = {"weight": io.params["weight"], "dx": io.dx, "x": io.x,
-                   "partials": io.dx if io.dx_accumulate else io.device.placeholder}
-        constants = {"RELU_BACKWARD": io.dx_epilogue == "relu", "ACCUMULATE": io.dx_accumulate}
+                   "partials": io.dx_partials or io.device.placeholder}
+        constants = {"RELU_BACKWARD": io.dx_epilogue == "relu", "ACCUMULATE": io.dx_partials is not None}
         if dyt is not None and gemm_shuffle.applies(io.device, io.batch, self.in_features, self.out, True,
                                                     a_m_contiguous=True):
             return gemm_shuffle.shuffle_dispatch(io.device, "linear/backward_input_shuffle.comp", {"dyt": dyt, **buffers},

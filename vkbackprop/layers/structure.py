@@ -10,7 +10,8 @@ from .base import LayerIO, Module
 
 
 class Add(Module):
-    """y = x_1 + ... + x_n (n >= 2 inputs of one width); each input's gradient is dy."""
+    """y = x_1 + ... + x_n (n >= 2 inputs of one width); each input's gradient is dy: plan.py hands
+    them dy's buffer itself, no copies (`passes_dy`)."""
 
     keeps_shape = True
     backward_reads = ()
@@ -36,7 +37,15 @@ class Add(Module):
                             {"RELU": i == last and io.epilogue == "relu"})
                 for i, x in enumerate(io.xs[1:])]
 
+    @property
+    def passes_dy(self) -> bool:
+        """True, unless a subclass brings its own backward, which the plan must then run."""
+        return type(self).backward is Add.backward
+
     def backward(self, io: LayerIO) -> list:
+        # plan.py calls it where the inputs' gradient is dy masked by the fused ReLU, for dxs[0]
+        # alone (maybe dy's own buffer: in place, each element read and then written by one
+        # invocation); a subclass's plan (passes_dy False) gets a copy for each input.
         relu = io.dy_prologue == "relu"
         mask = io.y if relu else io.device.placeholder
         return [elementwise(io.device, "add/backward.comp", {"dy": io.dy, "mask": mask, "dx": dx}, io.y.size,
