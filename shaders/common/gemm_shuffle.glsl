@@ -145,7 +145,7 @@ void multiply(const bool shared_a, const uint n_start, const uint m0, inout vec4
 void multiply_k_tail(const uint n_start, const uint m0, inout vec4 acc[TM][NC]) {
     for (uint k = K / 4 * 4; k < K; ++k) {
         vec4 b[NC];
-        [[unroll]] for (uint c = 0; c < NC; ++c) b[c] = B4((k * N + clamped_column(n_start + 4 * c)) / 4);
+        [[unroll]] for (uint c = 0; c < NC; ++c) b[c] = B_ROW4(k, clamped_column(n_start + 4 * c));
         [[unroll]] for (uint r4 = 0; r4 < TM / 4; ++r4) {
             const vec4 a = A4((k * M + min(m0 + 4 * r4, M - 4)) / 4);   // rows m0 + 4 r4 .. + 3 at k
             [[unroll]] for (uint r = 0; r < 4; ++r)

@@ -48,12 +48,15 @@ from ..optim.base import fill
 from .activation import quad_views
 from .arguments import is_int
 from .base import LayerIO, Module
-from . import gemm
+from . import gemm, gemm_shuffle
 from .gemm import gemm_dispatch
 
 _PROJECTION = "rnn/input_projection.comp"
+_PROJECTION_SHUFFLE = "rnn/input_projection_shuffle.comp"
 _BACKWARD_INPUT = "rnn/backward_input.comp"
+_BACKWARD_INPUT_SHUFFLE = "rnn/backward_input_shuffle.comp"
 _BACKWARD_WEIGHT = "rnn/backward_weight.comp"
+_BACKWARD_WEIGHT_SHUFFLE = "rnn/backward_weight_shuffle.comp"
 _BACKWARD_BIAS = "rnn/backward_bias.comp"
 _COPY = "rnn/copy_block.comp"
 _TRANSPOSE = "rnn/transpose_weight.comp"
@@ -253,9 +256,8 @@ class Recurrent(Module):
             gates = buf(f"gates{layer}", (batch, steps, cell.saved_gates * hidden)) if cell.saves_gates else None
             y = io.y if last else buf(f"output{layer}", (batch, steps * hidden))
             saved[layer] = {"x": x, "width": width, **states, "gates": gates}
-            work.append(gemm_dispatch(device, _PROJECTION, {"x": x, "weight_ih": p("weight_ih"),
-                                                            "bias_ih": p("bias_ih"), "projected": projected},
-                                      batch * steps, rows, width, {"HAS_BIAS": self.bias}))
+            work.append(self._projection(device, {"x": x, "weight_ih": p("weight_ih"), "bias_ih": p("bias_ih"),
+                                                  "projected": projected}, batch * steps, rows, width))
             for n, state in states.items():     # s_0 = the given initial state, else 0
                 work.append(copy_block(device, inputs.get(n + "0"), state, batch, hidden, (steps + 1) * hidden,
                                        src_stride=self.num_layers * hidden, src_offset=layer * hidden))
@@ -278,6 +280,14 @@ class Recurrent(Module):
 
     def _cell_constants(self) -> dict:
         return {}
+
+    def _projection(self, device, buffers: dict, positions: int, rows: int, width: int):
+        """The input part of every gate at every step: one GEMM, on the vec4 shuffle core where its
+        quads are whole (input features and gate rows multiples of 4), else the scalar core."""
+        constants = {"HAS_BIAS": self.bias}
+        if rows % 4 == 0 and gemm_shuffle.applies(device, positions, rows, width, b_n_contiguous=False):
+            return gemm_shuffle.shuffle_dispatch(device, _PROJECTION_SHUFFLE, buffers, positions, rows, width, constants)
+        return gemm_dispatch(device, _PROJECTION, buffers, positions, rows, width, constants)
 
     def backward(self, io: LayerIO) -> list:
         device, cell = io.device, self.cell
@@ -317,9 +327,9 @@ class Recurrent(Module):
                                            self.num_layers * hidden, layer * hidden, hidden))
             dx = dsequence if layer > 0 else dxs["input"]
             if dx is not None:
-                work.append(gemm_dispatch(device, _BACKWARD_INPUT,
-                                          {"dgates": dgates, "weight_ih": io.params[f"weight_ih_l{layer}"], "dx": dx},
-                                          batch * steps, s["width"], cell.gates * hidden, {"SAVED": saved_width}))
+                work.append(self._input_gradient(device, {"dgates": dgates, "weight_ih": io.params[f"weight_ih_l{layer}"],
+                                                          "dx": dx}, batch * steps, s["width"], cell.gates * hidden,
+                                                 saved_width))
             dy, dy_stride = dsequence, steps * hidden
         if dxs.get("lengths") is not None:    # lengths only select steps: no gradient
             work.append(fill(device, dxs["lengths"], 0.0))
@@ -345,15 +355,11 @@ class Recurrent(Module):
         rows, saved_width, positions = cell.gates * hidden, cell.saved_gates * hidden, batch * steps
         skip = cell.hidden_skip(hidden)
         grads = lambda key: io.grads[f"{key}_l{layer}"]
-        common = {"STEPS": steps, "SAVED": saved_width}
-        # A 16 x 16 block per invocation on CPU devices: these GEMMs are short and wide (few columns, a
-        # long reduction), where the default tile leaves lavapipe's cores idle (measured ~5x faster).
-        tile = gemm.CPU_TILE if device.properties["device_type"] == "Cpu" else None
-        work = [gemm_dispatch(device, _BACKWARD_WEIGHT, {"dgates": dgates, "x": s["x"], "dweight": grads("weight_ih")},
-                              rows, s["width"], positions, dict(common, SKIP_FROM=0, SKIP=0, X_STRIDE=steps * s["width"]),
-                              tile=tile),
-                gemm_dispatch(device, _BACKWARD_WEIGHT, {"dgates": dgates, "x": s["h"], "dweight": grads("weight_hh")},
-                              rows, hidden, positions, dict(common, **skip, X_STRIDE=(steps + 1) * hidden), tile=tile)]
+        work = [self._weight_gradient(device, {"dgates": dgates, "x": s["x"], "dweight": grads("weight_ih")},
+                                      rows, s["width"], steps, positions, steps * s["width"], saved_width,
+                                      {"SKIP_FROM": 0, "SKIP": 0}),
+                self._weight_gradient(device, {"dgates": dgates, "x": s["h"], "dweight": grads("weight_hh")},
+                                      rows, hidden, steps, positions, (steps + 1) * hidden, saved_width, skip)]
         if self.bias:
             device.check_loop(positions + 1, f"{_BACKWARD_BIAS} ({positions} positions)")
             program = device.program(_BACKWARD_BIAS)
@@ -362,6 +368,35 @@ class Recurrent(Module):
                                         device.grid_1d(rows, program.local_size[0]),
                                         {"ROWS": rows, "POSITIONS": positions, "SAVED": saved_width, **skip}))
         return work
+
+
+    @staticmethod
+    def _input_gradient(device, buffers: dict, positions: int, width: int, rows: int, saved_width: int):
+        """dx = dgates W_ih over the input-side gate columns: on the vec4 shuffle core where the
+        features, gate rows and dgates rows are whole quads, else the scalar core."""
+        constants = {"SAVED": saved_width}
+        if (width % 4 == 0 and saved_width % 4 == 0
+                and gemm_shuffle.applies(device, positions, width, rows, b_n_contiguous=True)):
+            return gemm_shuffle.shuffle_dispatch(device, _BACKWARD_INPUT_SHUFFLE, buffers, positions, width, rows,
+                                                 constants)
+        return gemm_dispatch(device, _BACKWARD_INPUT, buffers, positions, width, rows, constants)
+
+    @staticmethod
+    def _weight_gradient(device, buffers: dict, rows: int, width: int, steps: int, positions: int, x_stride: int,
+                         saved_width: int, skip: dict):
+        """dweight = dgates^T x summed over the positions (b, t), x's rows `width` wide and `x_stride`
+        apart per sample: on the vec4 shuffle core where dgates holds just the gate rows (no GRU
+        skip) and x's rows are whole quads, else the scalar core."""
+        if (saved_width == rows and width % 4 == 0 and x_stride % 4 == 0
+                and gemm_shuffle.applies(device, rows, width, positions, b_n_contiguous=True, a_m_contiguous=True)):
+            return gemm_shuffle.shuffle_dispatch(device, _BACKWARD_WEIGHT_SHUFFLE, buffers, rows, width, positions,
+                                                 {"STEPS": steps, "X_STRIDE": x_stride},
+                                                 defines={"A_M_CONTIGUOUS": 1})
+        # A 16 x 16 block per invocation on CPU devices: these GEMMs are short and wide (few columns, a
+        # long reduction), where the default tile leaves lavapipe's cores idle (measured ~5x faster).
+        tile = gemm.CPU_TILE if device.properties["device_type"] == "Cpu" else None
+        return gemm_dispatch(device, _BACKWARD_WEIGHT, buffers, rows, width, positions,
+                             {"STEPS": steps, "SAVED": saved_width, "X_STRIDE": x_stride, **skip}, tile=tile)
 
 
 class RNN(Recurrent):
