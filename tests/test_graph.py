@@ -135,6 +135,19 @@ def dispatches_of(trainer) -> list:
     return [w for k, w in trainer.plan.train.log if k == "dispatch"]
 
 
+def passing_and_copying(build, x, y, reference, device, monkeypatch) -> tuple:
+    """Trainers of `build()` whose Adds pass dy on, and whose Adds copy it to each input (as a
+    subclass with its own backward does), each after one step checked against PyTorch; their
+    gradients must be bit-identical."""
+    passing = check_step(build(), vb.MSELoss(), x, y, reference, device)
+    with monkeypatch.context() as patch:
+        patch.setattr(vb.Add, "passes_dy", False)
+        copying = check_step(build(), vb.MSELoss(), x, y, reference, device)
+    for name, grad in copying.gradients().items():
+        assert np.array_equal(passing.gradients()[name], grad), name
+    return passing, copying
+
+
 PASS_THROUGH = {
     # Add(h, h): the same value twice; its second share sums the buffer with itself into a new one.
     "same value twice": (lambda x: vb.Add()(x, x), lambda xt: xt + xt),
@@ -171,12 +184,7 @@ def test_adds_pass_dy_on_without_copies(device, rng, monkeypatch, case):
         ht = lin(p, linear((5, 4)), xt)
         inner = lin(p, linear((5, 5)), ht) + ht if torch_body == "linear" else torch_body(ht)
         return F.mse_loss(lin(p, linear((3, 5)), inner), torch.tensor(yv))
-    passing = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
-    with monkeypatch.context() as patch:
-        patch.setattr(vb.Add, "passes_dy", False)
-        copying = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
-    for name, grad in copying.gradients().items():
-        assert np.array_equal(passing.gradients()[name], grad), name
+    passing, copying = passing_and_copying(build, xv, yv, reference, device, monkeypatch)
     ours, theirs = dispatches_of(passing), dispatches_of(copying)
     assert not any("add/backward" in w.name and not w.constants["RELU_BACKWARD"] for w in ours)
     assert len(ours) < len(theirs)
@@ -209,10 +217,23 @@ def test_a_shared_gradient_buffer_is_not_written_while_another_gradient_holds_it
         ht = lin(p, "0", xt)
         at, bt = lin(p, "1", ht), lin(p, "2", ht)
         return F.mse_loss(lin(p, "6", (at + bt) + torch.tanh(at)), torch.tensor(yv))
-    passing = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
-    with monkeypatch.context() as patch:
-        patch.setattr(vb.Add, "passes_dy", False)
-        copying = check_step(build(), vb.MSELoss(), xv, yv, reference, device)
-    for name, grad in copying.gradients().items():
-        assert np.array_equal(passing.gradients()[name], grad), name
+    passing, _ = passing_and_copying(build, xv, yv, reference, device, monkeypatch)
     check_barriers_exact(passing.plan.train.log)
+
+
+def test_an_add_with_its_own_backward_gets_a_gradient_buffer_per_input(device, rng):
+    """A subclass's backward is the user's code: the plan runs it with a buffer per input, as for
+    any layer, instead of passing dy on (`passes_dy` is False)."""
+    class OwnBackwardAdd(vb.Add):
+        def backward(self, io):
+            return super().backward(io)
+    assert vb.Add().passes_dy and not OwnBackwardAdd().passes_dy
+    vb.manual_seed(9)
+    x = vb.Input(4)
+    h = vb.Linear(4, 5)(x)
+    model = vb.Model(x, vb.Linear(5, 3)(OwnBackwardAdd()(vb.Tanh()(h), h)))
+    xv, yv = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+    trainer = check_step(model, vb.MSELoss(), xv, yv, lambda p, xt: F.mse_loss(
+        lin(p, "3", torch.tanh(lin(p, "0", xt)) + lin(p, "0", xt)), torch.tensor(yv)), device)
+    copies = [w for w in dispatches_of(trainer) if "add/backward" in w.name]
+    assert len(copies) == 2 and copies[0].bound["dx"] is not copies[1].bound["dx"]

@@ -18,8 +18,8 @@ VEC4_INPUT(0, DGates, dgates);
 VEC4_INPUT(1, X, x);
 layout(set = 0, binding = 2) writeonly buffer DWeight { vec4 dweight[]; };   // N % 4 == 0: whole quads
 
-#if !A_M_CONTIGUOUS
-#error "compile with -DA_M_CONTIGUOUS=1 (recurrent.py does): A = dgates^T is stored [K][M]"
+#ifndef A_M_CONTIGUOUS
+#define A_M_CONTIGUOUS 1   // always: A = dgates^T is stored [K][M] (recurrent.py also says so, for the tile checks)
 #endif
 #define A4(i) LOAD4(dgates, i)
 #define B_N_CONTIGUOUS 1
