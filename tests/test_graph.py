@@ -237,3 +237,12 @@ def test_an_add_with_its_own_backward_gets_a_gradient_buffer_per_input(device, r
         lin(p, "3", torch.tanh(lin(p, "0", xt)) + lin(p, "0", xt)), torch.tensor(yv)), device)
     copies = [w for w in dispatches_of(trainer) if "add/backward" in w.name]
     assert len(copies) == 2 and copies[0].bound["dx"] is not copies[1].bound["dx"]
+
+
+def test_a_layer_with_parameters_cannot_pass_dy_on(device):
+    class Scale(vb.Linear):   # a user's layer claiming its inputs' gradients are dy
+        passes_dy = True
+    x = vb.Input(4)
+    model = vb.Model(x, vb.Linear(4, 2)(Scale(4, 4)(x)))
+    with pytest.raises(RuntimeError, match=r"passes dy on \(passes_dy\) but has parameters \['bias', 'weight'\]"):
+        vb.Trainer(model, vb.MSELoss(), vb.SGD(lr=0.1), 3, device=device)

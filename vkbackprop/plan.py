@@ -6,7 +6,8 @@ Gradients that receive several partials (a value read by several layers, an outp
 a layer, a layer called twice sharing its parameters) are accumulated here, once, for every layer:
 the first contribution to run writes the gradient buffer, each later one adds itself in where its
 writer can (`Module.accumulates_dx`: a Linear's or Conv2d's input gradient), else writes a scratch
-buffer that an `accumulate` dispatch adds in. Activation gradients and that scratch share buffers by
+buffer that an `accumulate` dispatch adds in; an Add hands its inputs its dy buffer itself
+(`GradientRouter`). Activation gradients and that scratch share buffers by
 lifetime (`BufferPool`, `StepPlan._route`), and so do activations no backward reads
 (`StepPlan._allocate_activations`): one pool, so gradients reuse the memory of those activations.
 """
@@ -403,6 +404,9 @@ class StepPlan:
                 io = dataclasses.replace(io, dy_prologue=fused_dy[call].layer.fusible_as)
             needed = [v for v in inputs if root[id(v)].call is not None]   # model inputs need no gradient
             if call.layer.passes_dy:
+                if keys:
+                    raise RuntimeError(f"plan: {call.layer!r} ({self.labels[call]}) passes dy on (passes_dy) but has "
+                                       f"parameters {sorted(keys)}, whose gradients only its backward could write")
                 work, passed = self._pass_dy(call, io, dy, router) if needed else ([], None)
                 adds += [add for v in needed if (add := router.pass_on(id(root[id(v)]), passed, label(v)))]
             else:
