@@ -27,6 +27,7 @@
 // An includer whose A or B is no plain matrix (an implicit GEMM gathering its B from an image) may
 // define the quads the core reads instead of A4 / B4:
 //   A_QUAD(m, k4)     A[m][4k4 .. 4k4 + 3] (A stored [M][K] only)
+//   A_ROWS4(k, m0)    A[m0 .. m0 + 3][k], m0 % 4 == 0 (A stored [K][M] only, A_M_CONTIGUOUS 1)
 //   B_ROW4(k, n0)     B[k][n0 .. n0 + 3], n0 % 4 == 0 (B_N_CONTIGUOUS 1)
 //   B_COLUMN4(n, k4)  B[4k4 .. 4k4 + 3][n] (B_N_CONTIGUOUS 0)
 //   K4_FIRST, K4_LAST the quads [K4_FIRST, K4_LAST) of the reduction to sum (split-K; default all
@@ -52,6 +53,9 @@ layout(local_size_x_id = GEMM_CONSTANTS + 3) in;
 #endif
 #ifndef A_QUAD
 #define A_QUAD(m, k4) A4(((m) * K) / 4 + (k4))
+#endif
+#ifndef A_ROWS4
+#define A_ROWS4(k, m0) A4(((k) * M + (m0)) / 4)
 #endif
 #ifndef B_ROW4
 #define B_ROW4(k, n0) B4(((k) * N + (n0)) / 4)
@@ -84,7 +88,7 @@ void load_b(const uint k4, uint n0, out vec4 bq[4]) {
 vec4 load_a_row(const uint m, const uint k4) {
 #if A_M_CONTIGUOUS
     vec4 a;
-    [[unroll]] for (uint q = 0; q < 4; ++q) a[q] = A4(((k4 * 4 + q) * M + m) / 4)[m % 4];
+    [[unroll]] for (uint q = 0; q < 4; ++q) a[q] = A_ROWS4(k4 * 4 + q, m - m % 4)[m % 4];
     return a;
 #else
     return A_QUAD(m, k4);
@@ -95,7 +99,7 @@ vec4 load_a_row(const uint m, const uint k4) {
 // k (lane l: rows + 4 (l / 4) .. + 3 at k = 4k4 + l % 4), [M][K]-stored A one row at 4 k (row + l).
 vec4 load_a_shared(const uint rows, const uint k4, const uint lane) {
 #if A_M_CONTIGUOUS
-    return A4(((k4 * 4 + lane % 4) * M + min(rows + 4 * (lane / 4), M - 4)) / 4);
+    return A_ROWS4(k4 * 4 + lane % 4, min(rows + 4 * (lane / 4), M - 4));
 #else
     return A_QUAD(min(rows + lane, M - 1), k4);
 #endif
@@ -147,7 +151,7 @@ void multiply_k_tail(const uint n_start, const uint m0, inout vec4 acc[TM][NC]) 
         vec4 b[NC];
         [[unroll]] for (uint c = 0; c < NC; ++c) b[c] = B_ROW4(k, clamped_column(n_start + 4 * c));
         [[unroll]] for (uint r4 = 0; r4 < TM / 4; ++r4) {
-            const vec4 a = A4((k * M + min(m0 + 4 * r4, M - 4)) / 4);   // rows m0 + 4 r4 .. + 3 at k
+            const vec4 a = A_ROWS4(k, min(m0 + 4 * r4, M - 4));   // rows m0 + 4 r4 .. + 3 at k
             [[unroll]] for (uint r = 0; r < 4; ++r)
                 [[unroll]] for (uint c = 0; c < NC; ++c)
                     acc[4 * r4 + r][c] = fma(vec4(a[r]), b[c], acc[4 * r4 + r][c]);
@@ -200,7 +204,7 @@ void main() {
         // Lane l sums rows m0 + 4 l .. + 3 together, one k at a time (M % 4 == 0: whole quads).
         for (uint r = 4 * gl_LocalInvocationID.x; r < TM && m0 + r < M; r += 4 * WG_X) {
             vec4 sum = vec4(0.0);
-            for (uint k = 0; k < K; ++k) sum += A4((k * M + m0 + r) / 4);
+            for (uint k = 0; k < K; ++k) sum += A_ROWS4(k, m0 + r);
             [[unroll]] for (uint j = 0; j < 4; ++j) STORE_ROW_SUM(m0 + r + j, sum[j]);
             row_squares += dot(sum, sum);
         }
@@ -208,7 +212,7 @@ void main() {
         for (uint i = gl_LocalInvocationID.x; i < TM && m0 + i < M; i += WG_X) {
             float sum = 0.0;
             for (uint k4 = 0; k4 < K / 4; ++k4) {
-                const vec4 a = A4(((m0 + i) * K) / 4 + k4);
+                const vec4 a = A_QUAD(m0 + i, k4);
                 sum = (((sum + a.x) + a.y) + a.z) + a.w;   // k order, like a float loop
             }
             STORE_ROW_SUM(m0 + i, sum);

@@ -385,18 +385,17 @@ class Recurrent(Module):
     def _weight_gradient(device, buffers: dict, rows: int, width: int, steps: int, positions: int, x_stride: int,
                          saved_width: int, skip: dict):
         """dweight = dgates^T x summed over the positions (b, t), x's rows `width` wide and `x_stride`
-        apart per sample: on the vec4 shuffle core where dgates holds just the gate rows (no GRU
-        skip) and x's rows are whole quads, else the scalar core."""
-        if (saved_width == rows and width % 4 == 0 and x_stride % 4 == 0
+        apart per sample, dgates' columns `skip`ped: on the vec4 shuffle core where all of those
+        come in whole quads, else the scalar core."""
+        constants = {"STEPS": steps, "X_STRIDE": x_stride, "SAVED": saved_width, **skip}
+        if (all(n % 4 == 0 for n in (width, x_stride, saved_width, skip["SKIP_FROM"], skip["SKIP"]))
                 and gemm_shuffle.applies(device, rows, width, positions, b_n_contiguous=True, a_m_contiguous=True)):
             return gemm_shuffle.shuffle_dispatch(device, _BACKWARD_WEIGHT_SHUFFLE, buffers, rows, width, positions,
-                                                 {"STEPS": steps, "X_STRIDE": x_stride},
-                                                 defines={"A_M_CONTIGUOUS": 1})
+                                                 constants, defines={"A_M_CONTIGUOUS": 1})
         # A 16 x 16 block per invocation on CPU devices: these GEMMs are short and wide (few columns, a
         # long reduction), where the default tile leaves lavapipe's cores idle (measured ~5x faster).
         tile = gemm.CPU_TILE if device.properties["device_type"] == "Cpu" else None
-        return gemm_dispatch(device, _BACKWARD_WEIGHT, buffers, rows, width, positions,
-                             {"STEPS": steps, "SAVED": saved_width, "X_STRIDE": x_stride, **skip}, tile=tile)
+        return gemm_dispatch(device, _BACKWARD_WEIGHT, buffers, rows, width, positions, constants, tile=tile)
 
 
 class RNN(Recurrent):
