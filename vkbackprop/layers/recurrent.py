@@ -369,7 +369,6 @@ class Recurrent(Module):
                                         {"ROWS": rows, "POSITIONS": positions, "SAVED": saved_width, **skip}))
         return work
 
-
     @staticmethod
     def _input_gradient(device, buffers: dict, positions: int, width: int, rows: int, saved_width: int):
         """dx = dgates W_ih over the input-side gate columns: on the vec4 shuffle core where the
