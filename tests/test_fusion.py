@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import vkbackprop as vb
-from vkbackprop import zoo
+from vkbackprop import tuning, zoo
 from vkbackprop.bench.models import vkbackprop_mlp as mlp
-from vkbackprop.layers import gemm_shuffle
+from vkbackprop.layers import gemm, gemm_shuffle
 from vkbackprop.plan import StepPlan
 from oracles import check_barriers_exact
 
@@ -270,13 +270,15 @@ def small_resnet():
 
 
 @pytest.mark.parametrize("texel_reads", ["0", "1"])
-@pytest.mark.parametrize("kernel", ["auto", "scalar"])
+@pytest.mark.parametrize("kernel", ["auto", "scalar", "shared"])   # shared: the scalar core's shared-memory tile
 @pytest.mark.parametrize("build,in_place", [(shared_hidden, 2), (small_resnet, 3)])
 def test_input_gradients_add_to_earlier_partials_in_place(device, monkeypatch, build, in_place, kernel, texel_reads):
     """A later contribution to a gradient from a Linear's or Conv2d's input gradient adds itself in
     as it stores (ACCUMULATE): no scratch, no accumulate dispatch; bit-identical to storing it apart
     and adding it with graph/accumulate.comp."""
-    monkeypatch.setattr(gemm_shuffle, "KERNEL", kernel)
+    monkeypatch.setattr(gemm_shuffle, "KERNEL", "scalar" if kernel == "shared" else kernel)
+    if kernel == "shared":
+        monkeypatch.setattr(tuning, "choose_tile", lambda *args, **kw: dict(gemm.SHARED_TILES[0]))
     monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     fused = run(build, 4, 3, 6, device, monkeypatch, fuse=True)
     with monkeypatch.context() as patch:
@@ -286,7 +288,9 @@ def test_input_gradients_add_to_earlier_partials_in_place(device, monkeypatch, b
     assert_identical(fused, apart)
     train = [w for k, w in fused[0].plan.train.log if k == "dispatch"]
     assert not any(w.name.startswith("accumulate") for w in train)
-    adding = [w.name for w in train if w.constants.get("ACCUMULATE")]
-    assert len(adding) == in_place and all("backward_input" in n for n in adding)
+    adding = [w for w in train if w.constants.get("ACCUMULATE")]
+    assert len(adding) == in_place and all("backward_input" in w.name for w in adding)
+    if kernel == "shared":
+        assert all(gemm.tile_of(w.constants) == gemm.SHARED_TILES[0] for w in adding)
     assert sum(w.name.startswith("accumulate") for k, w in apart[0].plan.train.log if k == "dispatch") == in_place
     check_barriers_exact(fused[0].plan.train.log)
