@@ -410,10 +410,11 @@ class StepPlan:
                 work, passed = self._pass_dy(call, io, dy, router) if needed else ([], None)
                 adds += [add for v in needed if (add := router.pass_on(id(root[id(v)]), passed, label(v)))]
             else:
+                adds_as_it_stores = call.layer.accumulates_dx and len(inputs) == 1   # io.dx_partials: one input's
                 for i, v in enumerate(inputs):
                     if root[id(v)].call is not None:
-                        io.dxs[i], partials, add = contribute(v, call.layer.accumulates_dx)
-                        if partials is not None:   # (only single-input layers accumulate)
+                        io.dxs[i], partials, add = contribute(v, adds_as_it_stores)
+                        if partials is not None:
                             io = dataclasses.replace(io, dx_partials=partials)
                         adds += [add] if add else []
                 for n, key in keys.items():
