@@ -109,7 +109,7 @@ def configurations(draw):
 
 def check_gpu(device, rng, layer, batch, steps, initial_state: bool, with_lengths: bool):
     """One call of the layer on the GPU vs the float64 reference and PyTorch: outputs, final states,
-    dL/dx, dL/d(initial state) and every parameter's gradient."""
+    dL/dx, dL/d(initial state) and every parameter's gradient. Returns the GPU's (y, dxs, grads)."""
     L, H, F = layer.num_layers, layer.hidden_size, layer.input_size
     x_in = vb.Input((steps, F))
     state_in = [vb.Input((L, H)) for _ in layer.state_names] if initial_state else []
@@ -161,6 +161,7 @@ def check_gpu(device, rng, layer, batch, steps, initial_state: bool, with_length
             assert_sum_close(grads[n], g, batch * k_backward, f"{what}: d{n} vs {name}")
     if with_lengths:
         assert dxs[-1] is None
+    return y, dxs, grads
 
 
 @SETTINGS
@@ -183,6 +184,27 @@ def test_hidden_sizes_in_quads(device, rng, monkeypatch, make_layer, with_length
     layers, and samples shorter than the sequence."""
     monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     check_gpu(device, rng, make_layer(), 3, 5, True, with_lengths)
+
+
+@pytest.mark.parametrize("cls, hidden", [(RNN, 8), (LSTM, 8), (GRU, 12), (LSTM, 7)])
+def test_samples_per_invocation(device, monkeypatch, cls, hidden):
+    """The step shaders computing a hidden unit of 1, 2, 4 or 8 samples per invocation (a GPU's 1,
+    a CPU device's 4), on quads and not: each against the reference and PyTorch, and bit-identical
+    to one another (each sample's sums run in the same order). Batch 6 leaves a partial block at 4
+    and 8, with lengths and initial states."""
+    results = []
+    for samples in (1, 2, 4, 8):
+        monkeypatch.setattr(type(device), "samples_per_step_invocation", property(lambda self, n=samples: n))
+        layer = make(cls, 3, hidden, 2, return_state=True)
+        results.append(check_gpu(device, np.random.default_rng(5), layer, 6, 5, True, True))
+    (y, dxs, grads), others = results[0], results[1:]
+    for samples, (y_n, dxs_n, grads_n) in zip((2, 4, 8), others):
+        np.testing.assert_array_equal(y_n, y, err_msg=f"output, {samples} samples vs 1")
+        for k, (a, b) in enumerate(zip(dxs_n, dxs)):   # the lengths' gradient is None
+            if b is not None:
+                np.testing.assert_array_equal(a, b, err_msg=f"input {k}'s gradient, {samples} samples vs 1")
+        for n in grads:
+            np.testing.assert_array_equal(grads_n[n], grads[n], err_msg=f"d{n}, {samples} samples vs 1")
 
 
 @pytest.mark.parametrize("cls", [RNN, LSTM, GRU])

@@ -167,6 +167,15 @@ class Device:
         a GPU wants many invocations in flight)."""
         return 32 if self.properties["device_type"] == "Cpu" else 8
 
+    @property
+    def samples_per_step_invocation(self) -> int:
+        """Samples an invocation of a recurrent layer's time-step shaders computes one hidden unit of
+        (shaders/rnn/sequence.glsl; any count is correct, and gives the same bits): on CPU devices
+        4, each weight quad loaded once for the four (the LSTM benchmark's 64 forward steps at
+        batch 64: 36-40 -> 29-31 ms; at batch 16, a quarter of the workgroups, each ~1 us of
+        lavapipe's). GPUs keep 1: a GPU wants many invocations in flight."""
+        return 4 if self.properties["device_type"] == "Cpu" else 1
+
     def quad_view(self, buffer: "Buffer") -> "Buffer":
         """What to bind to a read-only vec4 view of `buffer` (common/vec4_input.glsl): the buffer,
         or the placeholder when it holds no whole quad. Shaders never read such a view (a 1-3 value

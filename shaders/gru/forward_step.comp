@@ -9,9 +9,7 @@
 
 layout(set = 0, binding = 10) writeonly buffer Gates { float gates[]; };  // (B, T, 4H): r, z, n, W_hn h + b_hn
 
-float cell_step(uint b, uint j, uint t) {
-    float sums[3];
-    recurrent(b, t, j, sums);
+float cell_step(uint b, uint j, uint t, float sums[GATES]) {
     const float r = vkb_sigmoid(projected_at(b, t, j) + sums[0]);
     const float z = vkb_sigmoid(projected_at(b, t, HIDDEN + j) + sums[1]);
     const float hn = sums[2];

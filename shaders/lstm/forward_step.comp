@@ -8,9 +8,7 @@
 layout(set = 0, binding = 10) buffer C { float c[]; };                   // (B, T + 1, H): c_0 .. c_T
 layout(set = 0, binding = 11) writeonly buffer Gates { float gates[]; };  // (B, T, 4H): i, f, g, o
 
-float cell_step(uint b, uint j, uint t) {
-    float a[4];
-    recurrent(b, t, j, a);
+float cell_step(uint b, uint j, uint t, float a[GATES]) {
     for (uint q = 0; q < 4; ++q) a[q] = projected_at(b, t, q * HIDDEN + j) + a[q];
     const float i = vkb_sigmoid(a[0]), f = vkb_sigmoid(a[1]), g = vkb_tanh(a[2]), o = vkb_sigmoid(a[3]);
     const float c_next = fma(f, c[state_at(b, t) + j], i * g);

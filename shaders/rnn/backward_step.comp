@@ -7,7 +7,7 @@
 #define HIDDEN_COLUMN(row) (row)
 #include "backward_step.glsl"
 
-layout(constant_id = 5) const bool RELU = false;
+layout(constant_id = 6) const bool RELU = false;
 
 layout(set = 0, binding = 9) readonly buffer H { float h[]; };   // (B, T + 1, H)
 

@@ -24,22 +24,33 @@ uint dgates_at(uint b, uint t) {
     return (b * STEPS + t) * (SAVED_GATES * HIDDEN);
 }
 
-// (W_hh^T dgates_{t+1})[j]: how h_{t+1} fed the gates of step t + 1. Where HIDDEN % 4 == 0 on quads of
-// four rows: row j of W_hh^T and the rows' dgates (HIDDEN_COLUMN keeps each gate's block of HIDDEN
-// columns whole); on lavapipe each load instruction costs about what one value does.
-float through_weights(uint b, uint t_next, uint j) {
-    const uint d = dgates_at(b, t_next);
+// (W_hh^T dgates_{t+1})[j] for each sample of the block from `first`: how h_{t+1} fed the gates of
+// step t + 1. Where HIDDEN % 4 == 0 on quads of four rows: row j of W_hh^T, each quad loaded once
+// for the block's samples, and the rows' dgates (HIDDEN_COLUMN keeps each gate's block of HIDDEN
+// columns whole); on lavapipe each load instruction costs about what one value does. Each sample's
+// sum runs in the same order whatever SAMPLES.
+void through_weights(uint first, uint t_next, uint j, out float sums[SAMPLES]) {
     if (HIDDEN % 4 == 0) {   // a specialization constant: one branch is compiled
         const uint w = j * (GATES * HIDDEN / 4);
-        vec4 quads = vec4(0.0);
-        for (uint r4 = 0; r4 < GATES * HIDDEN / 4; ++r4)
-            quads = fma(LOAD4(weight_hh_t, w + r4), LOAD4(dgates4, (d + HIDDEN_COLUMN(4 * r4)) / 4), quads);
-        return quad_sum(quads);
+        vec4 quads[SAMPLES];
+        for (uint s = 0; s < SAMPLES; ++s) quads[s] = vec4(0.0);
+        for (uint r4 = 0; r4 < GATES * HIDDEN / 4; ++r4) {
+            const vec4 weights = LOAD4(weight_hh_t, w + r4);
+            for (uint s = 0; s < SAMPLES; ++s) {
+                const uint d = dgates_at(block_sample(first, s), t_next) + HIDDEN_COLUMN(4 * r4);
+                quads[s] = fma(weights, LOAD4(dgates4, d / 4), quads[s]);
+            }
+        }
+        for (uint s = 0; s < SAMPLES; ++s) sums[s] = quad_sum(quads[s]);
+        return;
     }
-    float sum = 0.0;
-    for (uint row = 0; row < GATES * HIDDEN; ++row)
-        sum = fma(weight_hh[row * HIDDEN + j], dgates[d + HIDDEN_COLUMN(row)], sum);
-    return sum;
+    for (uint s = 0; s < SAMPLES; ++s) {
+        const uint d = dgates_at(block_sample(first, s), t_next);
+        float sum = 0.0;
+        for (uint row = 0; row < GATES * HIDDEN; ++row)
+            sum = fma(weight_hh[row * HIDDEN + j], dgates[d + HIDDEN_COLUMN(row)], sum);
+        sums[s] = sum;
+    }
 }
 
 // The cell at a valid step t: from dh = dL/dh_{t+1}[j], writes unit j's dgates at t (and its other
@@ -49,20 +60,23 @@ float cell_backward(uint b, uint j, uint t, float dh);
 void main() {
     const uint i = flat_index();
     const int t = tick(i, -1);
-    if (i >= BATCH * HIDDEN) return;
-    const uint b = i / HIDDEN, j = i % HIDDEN;
-    float dh = dh_carry[i];
-    if (t + 1 < int(STEPS)) dh += through_weights(b, uint(t + 1), j);
-    if (t < 0) {                       // done: dL/dh_0
-        dh_carry[i] = dh;
-        return;
-    }
-    if (t < sample_length(b)) {
-        dh += dy[b * OUT_STRIDE + t * HIDDEN + j];
-        dh_carry[i] = cell_backward(b, j, uint(t), dh);
-    } else {                           // h_{t+1} = h_t: the gradient passes unchanged, no gate gets any
-        const uint d = dgates_at(b, t);
-        for (uint q = 0; q < SAVED_GATES; ++q) dgates[d + q * HIDDEN + j] = 0.0;
-        dh_carry[i] = dh;
+    if (i >= step_invocations()) return;
+    const uint j = i % HIDDEN, first = i / HIDDEN * SAMPLES;
+    float through[SAMPLES];
+    if (t + 1 < int(STEPS)) through_weights(first, uint(t + 1), j, through);
+    for (uint s = 0; s < SAMPLES && first + s < BATCH; ++s) {
+        const uint b = first + s, u = b * HIDDEN + j;
+        float dh = dh_carry[u];
+        if (t + 1 < int(STEPS)) dh += through[s];
+        if (t < 0) {                       // done: dL/dh_0
+            dh_carry[u] = dh;
+        } else if (t < sample_length(b)) {
+            dh += dy[b * OUT_STRIDE + t * HIDDEN + j];
+            dh_carry[u] = cell_backward(b, j, uint(t), dh);
+        } else {                           // h_{t+1} = h_t: the gradient passes unchanged, no gate gets any
+            const uint d = dgates_at(b, t);
+            for (uint q = 0; q < SAVED_GATES; ++q) dgates[d + q * HIDDEN + j] = 0.0;
+            dh_carry[u] = dh;
+        }
     }
 }

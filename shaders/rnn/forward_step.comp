@@ -5,11 +5,9 @@
 #define GATES 1
 #include "forward_step.glsl"
 
-layout(constant_id = 6) const bool RELU = false;
+layout(constant_id = 7) const bool RELU = false;
 
-float cell_step(uint b, uint j, uint t) {
-    float sums[1];
-    recurrent(b, t, j, sums);
+float cell_step(uint b, uint j, uint t, float sums[GATES]) {
     const float a = projected_at(b, t, j) + sums[0];
     return RELU ? max(a, 0.0) : vkb_tanh(a);
 }

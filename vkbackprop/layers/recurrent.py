@@ -23,7 +23,8 @@ row is not contiguous, so it cannot be a view).
 
 Per layer of the stack, forward records: one GEMM for the input part of every gate at every time
 step (x W_ih^T + b_ih), the initial state, then one dispatch per time step (the recurrent part and
-the cell update, one invocation per (sample, hidden unit)). It saves the states h_0..h_T (LSTM:
+the cell update, one invocation per hidden unit of a block of samples: 4 on CPU devices, which
+load each weight quad once for the block, else 1). It saves the states h_0..h_T (LSTM:
 c_0..c_T) and the gate activations. Backward records one dispatch per time step, in reverse (it
 leaves dL/d(gate pre-activations) for every step), then GEMMs for the weight gradients (summed
 over time and batch) and the input gradient. Every time step's dispatch is the same recorded
@@ -33,7 +34,7 @@ the step shaders read W_hh, h and the gate gradients as vec4 quads, backward fro
 made once per pass (its rows are what a hidden unit's gradient sums over): on lavapipe each load
 instruction costs about what one value does (the LSTM benchmark's steps: 77 -> 31-37 ms a step).
 Forward loads each quad of h once for all of a unit's gates, and both read the weight quads (and
-backward the gate gradients' quads) as texels where the device prefers them
+forward h's, backward the gate gradients') as texels where the device prefers them
 (common/vec4_input.glsl): the same sums, the same bits."""
 
 from __future__ import annotations
@@ -222,11 +223,13 @@ class Recurrent(Module):
         """`steps` dispatches of one step shader: two recorded dispatches (clock 0 -> 1, 1 -> 0)
         alternating; each entry is its own Dispatch object (named by step) sharing their op.
         `texel_quads` are the quads it reads through common/vec4_input.glsl, as texels where the
-        device prefers them: forward's W_hh, backward's W_hh^T and the gate gradients (those of
-        the step before, written by the previous dispatch)."""
+        device prefers them: forward's W_hh and h, backward's W_hh^T and the gate gradients (h and
+        the gate gradients those of the step before, written by the previous dispatch). An
+        invocation computes a hidden unit of `SAMPLES` samples (Device.samples_per_step_invocation)."""
         device, hidden, batch = io.device, self.hidden_size, io.batch
         program = device.program(shader, device.read_defines(texel_quads.values()))
-        groups = device.grid_1d(batch * hidden, program.local_size[0])
+        blocks = -(-batch // constants["SAMPLES"])
+        groups = device.grid_1d(blocks * hidden, program.local_size[0])
         buffers = {**buffers, **quad_views(program, buffers), **texel_quads}
         pair = [device.dispatch(program, dict(buffers, clock_in=a, clock_out=b), groups, constants)
                 for a, b in (clocks, clocks[::-1])]
@@ -235,7 +238,7 @@ class Recurrent(Module):
     def _step_constants(self, io, out_stride: int, lengths) -> dict:
         batch, steps, hidden, _ = self._sizes(io)
         return {"BATCH": batch, "STEPS": steps, "HIDDEN": hidden, "OUT_STRIDE": out_stride,
-                "HAS_LENGTHS": lengths is not None}
+                "HAS_LENGTHS": lengths is not None, "SAMPLES": io.device.samples_per_step_invocation}
 
     def forward(self, io: LayerIO) -> list:
         device, cell = io.device, self.cell
@@ -268,8 +271,9 @@ class Recurrent(Module):
                 buffers["gates"] = gates
             constants = dict(self._step_constants(io, out_width if last else steps * hidden, lengths),
                              HAS_BIAS=self.bias, **self._cell_constants())
-            work += self._step_dispatches(io, cell.forward_shader, buffers, {"weight_hh4": p("weight_hh")}, steps,
-                                          constants, saved["clocks"])
+            work += self._step_dispatches(io, cell.forward_shader, buffers,
+                                          {"weight_hh4": p("weight_hh"), "h4": states["h"]}, steps, constants,
+                                          saved["clocks"])
             if self.return_state:             # final states after the sequence: rows T + k * L + layer
                 for k, (n, state) in enumerate(states.items()):
                     work.append(copy_block(device, state, io.y, batch, hidden, out_width,
