@@ -125,6 +125,19 @@ def test_gpu_matches_reference(device, name, batch, width, seed):
 
 
 @ALL
+@pytest.mark.parametrize("numel", [1, 3, 4, 5, 7, 1023, 4097])
+def test_quads_and_tail(device, name, numel):
+    """The shaders work on quads (common/unary_quads.glsl) and the 0-3 elements after them one by
+    one: against the reference on sizes around multiples of 4."""
+    case, rng = CASES[name], np.random.default_rng(numel)
+    x = draw_inputs(rng, (1, numel))
+    dy = rng.standard_normal((1, numel)).astype(np.float32)
+    y, dx, _ = run_layer(device, case.make(), x, {}, dy)
+    assert_fp32_close(y, case.forward(x), 1.0, f"y, {numel} values")
+    assert_fp32_close(dx, case.backward(x, dy), np.abs(dy), f"dx, {numel} values")
+
+
+@ALL
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=SIZES, width=SIZES, seed=st.integers(0, 2**31))
 def test_gpu_matches_torch_autograd(device, name, batch, width, seed):

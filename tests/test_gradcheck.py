@@ -90,7 +90,7 @@ class WrongBackwardReLU(vb.ReLU):
     """ReLU forward, but backward lets 0.5 * dy through where x < 0 (a leaky backward)."""
 
     def backward(self, io):
-        return [elementwise(io.device, "leaky_relu/backward.comp", {"x": io.x, "dy": io.dy, "dx": io.dx},
+        return [elementwise(io.device, "leaky_relu/backward.comp", {"saved": io.x, "dy": io.dy, "dx": io.dx},
                             io.x.size, {"NEGATIVE_SLOPE": 0.5})]
 
 
@@ -231,7 +231,7 @@ def test_unregistered_layer_is_refused_and_register_adds_it(device, monkeypatch)
                                 {"NEGATIVE_SLOPE": 0.5})]
 
         def backward(self, io):
-            return [elementwise(io.device, "leaky_relu/backward.comp", {"x": io.x, "dy": io.dy, "dx": io.dx},
+            return [elementwise(io.device, "leaky_relu/backward.comp", {"saved": io.x, "dy": io.dy, "dx": io.dx},
                                 io.x.size, {"NEGATIVE_SLOPE": 0.5})]
     with pytest.raises(ValueError, match="no float64 reference is registered for HalfLeaky"):
         vb.gradcheck(HalfLeaky(), device=device)

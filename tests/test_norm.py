@@ -168,6 +168,8 @@ def test_batch_norm_gpu_matches_reference(device, rng, case, offset, scale):
 @pytest.mark.parametrize("layer, shape, batch", [
     (BatchNorm2d(4), (4, 4, 6), 2),                            # 24 values a plane: runs of 2 quads of one channel
     (BatchNorm2d(2), (2, 16, 16), 3),                          # 64 quads a plane: runs of an invocation's quads
+    (BatchNorm2d(3), (3, 4, 8), 4),                            # 8 quads a plane: the reductions' runs of 4, two a plane
+    (BatchNorm2d(2), (2, 32, 32), 5),                          # 1280 quads a channel: several runs an invocation
     (BatchNorm2d(3, affine=False), (3, 2, 2), 3),              # one quad a plane, no parameters bound
     (BatchNorm2d(3, bias=False), (3, 5, 5), 3),                # 25 a plane: quads across channels, a 3-value tail
     (BatchNorm1d(6), (6,), 5),                                  # one value a channel: every quad across channels
@@ -176,8 +178,9 @@ def test_batch_norm_gpu_matches_reference(device, rng, case, offset, scale):
 @pytest.mark.parametrize("texel_reads", ["0", "1"])   # the reductions' quads as texels (lavapipe's default) or not
 def test_batch_norm_quads(device, rng, monkeypatch, layer, shape, batch, training, texel_reads):
     """The batch norm shaders work on quads of 4 values: of one channel where a plane holds whole
-    quads (the elementwise ones in runs within a plane, its parameters loaded once a run), else each
-    value with its own channel's, and the last 0-3 values alone."""
+    quads (in runs within a plane: the elementwise ones load its parameters once a run, the
+    reductions read 4 quads a loop iteration), else each value with its own channel's, and the
+    last 0-3 values alone."""
     monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     check_layer(device, rng, layer, shape, batch, training, need_dx=True, offset=0.5, scale=2.0)
 

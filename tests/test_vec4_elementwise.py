@@ -139,7 +139,7 @@ def test_relu_forward_backward(device, rng, n):
     dx = staged(device, "dx", np.full(n, np.nan, np.float32))
     relu = vb.ReLU()
     run(device, elementwise(device, relu.forward_shader, {"x": xb, "y": y}, n))
-    run(device, elementwise(device, relu.backward_shader, {"y": y, "dy": dyb, "dx": dx}, n))
+    run(device, elementwise(device, relu.backward_shader, {"saved": y, "dy": dyb, "dx": dx}, n))
     np.testing.assert_array_equal(device.read(y), np.maximum(x, 0))
     np.testing.assert_array_equal(device.read(dx), np.where(x > 0, dy, 0))
 
@@ -192,7 +192,7 @@ def test_a_buffer_under_two_names_is_one_read_or_write_for_hazards(device):
     n = 10
     x, y, dy, dx = (device.buffer(name, (n,)) for name in ("x", "y", "dy", "dx"))
     forward = elementwise(device, "relu/forward.comp", {"x": x, "y": y}, n)
-    backward = elementwise(device, "relu/backward.comp", {"y": y, "dy": dy, "dx": dx}, n)
+    backward = elementwise(device, "relu/backward.comp", {"saved": y, "dy": dy, "dx": dx}, n)
     assert (forward.reads, forward.writes) == ({x}, {y})
     assert (backward.reads, backward.writes) == ({y, dy}, {dx})
     add = elementwise(device, "graph/accumulate.comp", {"part": dx, "total": x}, n)

@@ -161,7 +161,7 @@ class GradientRouter:
             add = elementwise(self.device, "graph/accumulate.comp", {"part": part, "total": total}, total.size)
         else:
             add = elementwise(self.device, "add/forward.comp", {"a": total, "b": part, "y": into}, total.size,
-                              {"RELU": False})
+                              {"RELU": False}, texel_quads={"a4": total, "b4": part})
         add.name = f"accumulate {label}"
         return add
 

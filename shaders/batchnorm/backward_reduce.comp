@@ -6,7 +6,8 @@
 // values. They are dbias and dweight, and the two means backward_input.comp needs for dx.
 // One workgroup per channel, strided partial sums then fixed shared-memory trees (deterministic).
 // Loop iterations per invocation: 1 strided pass and 2 trees (layers/norm.py, workgroup_loop_iterations).
-// Where SPATIAL % 4 == 0 the pass reads quads (x4, dy4): a channel's values come in runs of whole quads.
+// Where SPATIAL % 4 == 0 the pass reads quads (x4, dy4), REDUCE_RUN in a row (channel.glsl): a
+// channel's values come in runs of whole quads.
 
 layout(constant_id = 0) const uint CHANNELS = 1;
 layout(constant_id = 1) const uint SPATIAL = 1;
@@ -37,11 +38,13 @@ void main() {
     float partial_dy = 0.0, partial_dy_xhat = 0.0;
     if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
         vec4 quads_dy = vec4(0.0), quads_dy_xhat = vec4(0.0);
-        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) {
-            const uint q = channel_value(c, 4 * k4) / 4;
-            const vec4 g = LOAD4(dy4, q);
-            quads_dy += g;
-            quads_dy_xhat += g * ((LOAD4(x4, q) - m) * invstd);
+        for (uint k4 = t * REDUCE_RUN; k4 < VALUES / 4; k4 += REDUCE_SIZE * REDUCE_RUN) {
+            const uint run = channel_value(c, 4 * k4) / 4;
+            for (uint r = 0; r < REDUCE_RUN; ++r) {
+                const vec4 g = LOAD4(dy4, run + r);
+                quads_dy += g;
+                quads_dy_xhat += g * ((LOAD4(x4, run + r) - m) * invstd);
+            }
         }
         partial_dy = quad_sum(quads_dy);
         partial_dy_xhat = quad_sum(quads_dy_xhat);

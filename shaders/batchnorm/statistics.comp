@@ -6,7 +6,8 @@
 // a fixed tree in shared memory (deterministic). Two passes, the variance from the squared
 // deviations (no cancellation of E[x^2] - E[x]^2).
 // Loop iterations per invocation: 2 strided passes and 2 trees (layers/norm.py, workgroup_loop_iterations).
-// Where SPATIAL % 4 == 0 the passes read quads (x4): a channel's values come in runs of whole quads.
+// Where SPATIAL % 4 == 0 the passes read quads (x4), REDUCE_RUN in a row (channel.glsl): a
+// channel's values come in runs of whole quads.
 
 layout(constant_id = 0) const uint CHANNELS = 1;
 layout(constant_id = 1) const uint SPATIAL = 1;
@@ -30,7 +31,10 @@ void main() {
     float partial = 0.0;
     if (SPATIAL % 4 == 0) {   // a specialization constant: one branch is compiled
         vec4 quads = vec4(0.0);
-        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) quads += LOAD4(x4, channel_value(c, 4 * k4) / 4);
+        for (uint k4 = t * REDUCE_RUN; k4 < VALUES / 4; k4 += REDUCE_SIZE * REDUCE_RUN) {
+            const uint run = channel_value(c, 4 * k4) / 4;
+            for (uint r = 0; r < REDUCE_RUN; ++r) quads += LOAD4(x4, run + r);
+        }
         partial = quad_sum(quads);
     } else {
         for (uint k = t; k < VALUES; k += REDUCE_SIZE) partial += x[channel_value(c, k)];
@@ -39,9 +43,12 @@ void main() {
     partial = 0.0;
     if (SPATIAL % 4 == 0) {
         vec4 quads = vec4(0.0);
-        for (uint k4 = t; k4 < VALUES / 4; k4 += REDUCE_SIZE) {
-            const vec4 d = LOAD4(x4, channel_value(c, 4 * k4) / 4) - m;
-            quads += d * d;
+        for (uint k4 = t * REDUCE_RUN; k4 < VALUES / 4; k4 += REDUCE_SIZE * REDUCE_RUN) {
+            const uint run = channel_value(c, 4 * k4) / 4;
+            for (uint r = 0; r < REDUCE_RUN; ++r) {
+                const vec4 d = LOAD4(x4, run + r) - m;
+                quads += d * d;
+            }
         }
         partial = quad_sum(quads);
     } else {

@@ -13,6 +13,9 @@
 
 const uint QUADS = NUMEL / 4;   // whole quads; the tail is elements 4 * QUADS .. NUMEL - 1
 
+// A float -> float function applied to each element of a quad.
+#define MAP4(f, v) vec4(f((v).x), f((v).y), f((v).z), f((v).w))
+
 // Invocations in the grid (1-D, folded into x and y like flat_index): the stride of the quad loop.
 uint grid_invocations() {
     return gl_NumWorkGroups.x * gl_NumWorkGroups.y * gl_WorkGroupSize.x;

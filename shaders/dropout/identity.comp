@@ -1,17 +1,9 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// Dropout as the identity: y = x. Forward in eval mode (prediction), and both passes when p = 0
-// (backward binds dy as x and dx as y).
+// y = x: Dropout in eval mode or with p = 0 (forward and backward). On quads
+// (common/unary_quads.glsl).
+#include "../common/unary_quads.glsl"
 
-layout(constant_id = 0) const uint NUMEL = 1;
-
-layout(set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(set = 0, binding = 1) writeonly buffer Y { float y[]; };
-
-layout(local_size_x = 256) in;
-#include "../common/index.glsl"
-
-void main() {
-    const uint i = flat_index();
-    if (i < NUMEL) y[i] = x[i];
+vec4 forward_quad(vec4 v, uint first) {
+    return v;
 }

@@ -17,8 +17,12 @@ uint dropout_mix(uint x) {
     return x;
 }
 
-uint dropout_bits(uint seed_lo, uint seed_hi, uint step, uint index) {
+// The stream of one (seed, step): what every element's bits of that step start from.
+uint dropout_stream(uint seed_lo, uint seed_hi, uint step) {
     const uint key = dropout_mix(seed_lo ^ dropout_mix(seed_hi + 0x9e3779b9u));
-    const uint stream = dropout_mix(key ^ dropout_mix(step + 0x632be5abu));
+    return dropout_mix(key ^ dropout_mix(step + 0x632be5abu));
+}
+
+uint dropout_bits(uint stream, uint index) {
     return dropout_mix(stream ^ dropout_mix(index));
 }

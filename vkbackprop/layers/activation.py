@@ -35,9 +35,10 @@ def quad_views(program, buffers: dict) -> dict:
 
 
 class Activation(Module):
-    """An elementwise layer: one forward shader (x -> y) and one backward shader that reads the
-    saved tensor `saves` ("x" or "y") with dy and writes dx. Subclasses name their shaders and
-    any specialization constants."""
+    """An elementwise layer: one forward shader (x -> y, common/unary_quads.glsl) and one backward
+    shader that reads the saved tensor `saves` ("x" or "y") with dy and writes dx
+    (common/unary_backward_quads.glsl). Subclasses name their shaders and any specialization
+    constants."""
 
     forward_shader: str
     backward_shader: str
@@ -60,7 +61,7 @@ class Activation(Module):
         if io.dx is None:
             return []
         saved = io.x if self.saves == "x" else io.y
-        return [elementwise(io.device, self.backward_shader, {self.saves: saved, "dy": io.dy, "dx": io.dx},
+        return [elementwise(io.device, self.backward_shader, {"saved": saved, "dy": io.dy, "dx": io.dx},
                             io.x.size, self._constants())]
 
 

@@ -56,7 +56,7 @@ class Dropout(Module):
         n = io.x.size
         if not io.training or self.p == 0.0:
             return [elementwise(io.device, "dropout/identity.comp", {"x": io.x, "y": io.y}, n)]
-        return [elementwise(io.device, "dropout/forward.comp", {"x": io.x, "step": self._step(io), "y": io.y},
+        return [elementwise(io.device, "dropout/mask.comp", {"x": io.x, "step": self._step(io), "y": io.y},
                             n, self._constants())]
 
     def backward(self, io: LayerIO) -> list:
@@ -65,5 +65,5 @@ class Dropout(Module):
         n = io.dy.size
         if self.p == 0.0:
             return [elementwise(io.device, "dropout/identity.comp", {"x": io.dy, "y": io.dx}, n)]
-        return [elementwise(io.device, "dropout/backward.comp", {"dy": io.dy, "step": self._step(io), "dx": io.dx},
-                            n, self._constants())]
+        return [elementwise(io.device, "dropout/mask.comp", {"x": io.dy, "step": self._step(io), "y": io.dx},
+                            n, self._constants())]   # the same mask on dy

@@ -34,7 +34,8 @@ class Add(Module):
     def forward(self, io: LayerIO) -> list:
         n, last = io.y.size, len(io.xs) - 2
         return [elementwise(io.device, "add/forward.comp", {"a": io.y if i else io.xs[0], "b": x, "y": io.y}, n,
-                            {"RELU": i == last and io.epilogue == "relu"})
+                            {"RELU": i == last and io.epilogue == "relu"},
+                            texel_quads={"a4": io.y if i else io.xs[0], "b4": x})
                 for i, x in enumerate(io.xs[1:])]
 
     @property
