@@ -186,12 +186,12 @@ def test_hidden_sizes_in_quads(device, rng, monkeypatch, make_layer, with_length
     check_gpu(device, rng, make_layer(), 3, 5, True, with_lengths)
 
 
-@pytest.mark.parametrize("cls, hidden", [(RNN, 8), (LSTM, 8), (GRU, 12), (LSTM, 7)])
+@pytest.mark.parametrize("cls, hidden", [(RNN, 8), (LSTM, 8), (GRU, 12), (LSTM, 4)])
 def test_samples_per_invocation(device, monkeypatch, cls, hidden):
     """The step shaders computing a hidden unit of 1, 2, 4 or 8 samples per invocation (a GPU's 1,
-    a CPU device's 4), on quads and not: each against the reference and PyTorch, and bit-identical
-    to one another (each sample's sums run in the same order). Batch 6 leaves a partial block at 4
-    and 8, with lengths and initial states."""
+    a CPU device's 4, where the hidden size is a multiple of 4): each against the reference and
+    PyTorch, and bit-identical to one another (each sample's sums run in the same order). Batch 6
+    leaves a partial block at 4 and 8, with lengths and initial states."""
     results = []
     for samples in (1, 2, 4, 8):
         monkeypatch.setattr(type(device), "samples_per_step_invocation", property(lambda self, n=samples: n))
@@ -205,6 +205,25 @@ def test_samples_per_invocation(device, monkeypatch, cls, hidden):
                 np.testing.assert_array_equal(a, b, err_msg=f"input {k}'s gradient, {samples} samples vs 1")
         for n in grads:
             np.testing.assert_array_equal(grads_n[n], grads[n], err_msg=f"d{n}, {samples} samples vs 1")
+
+
+def test_samples_per_invocation_follow_the_loop_limit(device, rng, monkeypatch):
+    """A block of samples multiplies an invocation's loop iterations (lavapipe counts all of them
+    against one limit): where the device's choice would pass the limit the step shaders take one
+    sample each, and a hidden size too large even for one is refused before any GPU work."""
+    monkeypatch.setattr(type(device), "samples_per_step_invocation", property(lambda self: 4))
+    layer = LSTM(3, 36)   # its step shaders' loops the longest of the layer's
+    one, four = max(layer._step_loops(1)), max(layer._step_loops(4))
+    assert four > one
+    for limit, samples in ((None, 4), (four, 4), (four - 1, 1), (one, 1)):
+        monkeypatch.setattr(type(device), "loop_limit", property(lambda self, n=limit: n))
+        assert layer._samples(device) == samples, f"loop limit {limit}"
+    assert LSTM(3, 35)._samples(device) == 1   # no quads: one sample each
+    monkeypatch.setattr(type(device), "loop_limit", property(lambda self: four - 1))
+    check_gpu(device, rng, LSTM(3, 36), 6, 5, True, True)    # one sample each (every other shader fits)
+    monkeypatch.setattr(type(device), "loop_limit", property(lambda self: one - 1))
+    with pytest.raises(ValueError, match="lstm/forward_step.comp .* loop iterations per shader invocation"):
+        check_gpu(device, rng, LSTM(3, 36), 6, 5, True, True)
 
 
 @pytest.mark.parametrize("cls", [RNN, LSTM, GRU])

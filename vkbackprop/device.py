@@ -170,8 +170,8 @@ class Device:
     @property
     def samples_per_step_invocation(self) -> int:
         """Samples an invocation of a recurrent layer's time-step shaders computes one hidden unit of
-        (shaders/rnn/sequence.glsl; any count is correct, and gives the same bits): on CPU devices
-        4, each weight quad loaded once for the four (the LSTM benchmark's 64 forward steps at
+        where its hidden size is a multiple of 4 (shaders/rnn/sequence.glsl; any count is correct,
+        and gives the same bits): on CPU devices 4, each weight quad loaded once for the four (the LSTM benchmark's 64 forward steps at
         batch 64: 36-40 -> 29-31 ms; at batch 16, a quarter of the workgroups, each ~1 us of
         lavapipe's). GPUs keep 1: a GPU wants many invocations in flight."""
         return 4 if self.properties["device_type"] == "Cpu" else 1

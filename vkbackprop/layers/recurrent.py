@@ -23,9 +23,9 @@ row is not contiguous, so it cannot be a view).
 
 Per layer of the stack, forward records: one GEMM for the input part of every gate at every time
 step (x W_ih^T + b_ih), the initial state, then one dispatch per time step (the recurrent part and
-the cell update, one invocation per hidden unit of a block of samples: 4 on CPU devices, which
-load each weight quad once for the block, else 1). It saves the states h_0..h_T (LSTM:
-c_0..c_T) and the gate activations. Backward records one dispatch per time step, in reverse (it
+the cell update, one invocation per hidden unit of a block of samples: 4 on CPU devices where
+the hidden size is a multiple of 4, which load each weight quad once for the block, else 1). It
+saves the states h_0..h_T (LSTM: c_0..c_T) and the gate activations. Backward records one dispatch per time step, in reverse (it
 leaves dL/d(gate pre-activations) for every step), then GEMMs for the weight gradients (summed
 over time and batch) and the input gradient. Every time step's dispatch is the same recorded
 dispatch: the step index comes from a one-float clock on the device (see shaders/rnn/sequence.glsl),
@@ -238,14 +238,35 @@ class Recurrent(Module):
     def _step_constants(self, io, out_stride: int, lengths) -> dict:
         batch, steps, hidden, _ = self._sizes(io)
         return {"BATCH": batch, "STEPS": steps, "HIDDEN": hidden, "OUT_STRIDE": out_stride,
-                "HAS_LENGTHS": lengths is not None, "SAMPLES": io.device.samples_per_step_invocation}
+                "HAS_LENGTHS": lengths is not None, "SAMPLES": self._samples(io.device)}
+
+    def _samples(self, device) -> int:
+        """Samples per invocation of the step shaders: the device's choice where the hidden size is
+        a multiple of 4 (the quads' loops, where a block of samples shares the weights' loads),
+        else 1; 1 too where a block would take an invocation past the device's loop limit
+        (lavapipe's counts all of an invocation's loops together)."""
+        samples = device.samples_per_step_invocation if self.hidden_size % 4 == 0 else 1
+        limit = device.loop_limit
+        return 1 if limit is not None and max(self._step_loops(samples)) > limit else samples
+
+    def _step_loops(self, samples: int) -> tuple[int, int]:
+        """Loop iterations per invocation of the forward and backward step shaders, at worst: for
+        one sample the rows summed float by float (the quads' loops run fewer); for a block, on
+        quads, each quad of the sums' loop running the loops over the gates and the block's samples,
+        with room for the loops before and after it."""
+        gates, saved, hidden = self.cell.gates, self.cell.saved_gates, self.hidden_size
+        if samples == 1:
+            return gates * (hidden + 1) + 8, gates * hidden + saved + 8
+        quads = hidden // 4
+        return ((quads + 4) * (samples + 1) * (gates + 3) + 8,
+                (gates * quads + 4) * (samples + 2) + (samples + 1) * (saved + 2) + 8)
 
     def forward(self, io: LayerIO) -> list:
         device, cell = io.device, self.cell
         batch, steps, hidden, out_width = self._sizes(io)
         inputs = self._inputs_of(io, io.xs)
         rows = cell.gates * hidden
-        device.check_loop(cell.gates * (hidden + 1) + 8, f"{cell.forward_shader} (hidden {hidden})")
+        device.check_loop(self._step_loops(self._samples(device))[0], f"{cell.forward_shader} (hidden {hidden})")
         buf = lambda name, shape: device.buffer(f"{io.y.name}.{name}", shape)
         saved = io.saved
         saved["clocks"] = (buf("clock0", (1,)), buf("clock1", (1,)))
@@ -297,7 +318,7 @@ class Recurrent(Module):
         device, cell = io.device, self.cell
         batch, steps, hidden, out_width = self._sizes(io)
         inputs, dxs = self._inputs_of(io, io.xs), self._inputs_of(io, io.dxs)
-        device.check_loop(cell.gates * hidden + cell.saved_gates + 8, f"{cell.backward_shader} (hidden {hidden})")
+        device.check_loop(self._step_loops(self._samples(device))[1], f"{cell.backward_shader} (hidden {hidden})")
         buf = lambda name, shape: device.buffer(f"{io.y.name}.{name}", shape)
         saved, saved_width = io.saved, cell.saved_gates * hidden
         # Scratch shared by the layers of the stack (each layer's backward is done before the next starts).
