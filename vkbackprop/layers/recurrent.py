@@ -23,19 +23,19 @@ row is not contiguous, so it cannot be a view).
 
 Per layer of the stack, forward records: one GEMM for the input part of every gate at every time
 step (x W_ih^T + b_ih), the initial state, then one dispatch per time step (the recurrent part and
-the cell update, one invocation per hidden unit of a block of samples: 4 on CPU devices where
-the hidden size is a multiple of 4, which load each weight quad once for the block, else 1). It
-saves the states h_0..h_T (LSTM: c_0..c_T) and the gate activations. Backward records one
-dispatch per time step, in reverse (it leaves dL/d(gate pre-activations) for every step), then
-GEMMs for the weight gradients (summed over time and batch) and the input gradient. Every time step's dispatch is the same recorded
-dispatch: the step index comes from a one-float clock on the device (see shaders/rnn/sequence.glsl),
-so there is no host round trip and no per-step pipeline. Where the hidden size is a multiple of 4
-the step shaders read W_hh, h and the gate gradients as vec4 quads, backward from a copy of W_hh^T
-made once per pass (its rows are what a hidden unit's gradient sums over): on lavapipe each load
-instruction costs about what one value does (the LSTM benchmark's steps: 77 -> 31-37 ms a step).
-Forward loads each quad of h once for all of a unit's gates, and both read the weight quads (and
-forward h's, backward the gate gradients') as texels where the device prefers them
-(common/vec4_input.glsl): the same sums, the same bits."""
+the cell update, one invocation per hidden unit of a block of samples: 4 on CPU devices where the
+hidden size is a multiple of 4, which load each weight quad once for the block, else 1). It saves
+the states h_0..h_T (LSTM: c_0..c_T) and the gate activations. Backward records one dispatch per
+time step, in reverse (it leaves dL/d(gate pre-activations) for every step), then GEMMs for the
+weight gradients (summed over time and batch) and the input gradient. Every time step's dispatch is
+the same recorded dispatch: the step index comes from a one-float clock on the device (see
+shaders/rnn/sequence.glsl), so there is no host round trip and no per-step pipeline. Where the
+hidden size is a multiple of 4 the step shaders read W_hh, h and the gate gradients as vec4 quads,
+backward from a copy of W_hh^T made once per pass (its rows are what a hidden unit's gradient sums
+over): on lavapipe each load instruction costs about what one value does (the LSTM benchmark's
+steps: 77 -> 31-37 ms a step). Forward loads each quad of h once for all of a unit's gates, and both
+read the weight quads (and forward h's, backward the gate gradients') as texels where the device
+prefers them (common/vec4_input.glsl): the same sums, the same bits."""
 
 from __future__ import annotations
 
