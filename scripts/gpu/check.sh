@@ -18,6 +18,9 @@ timeout 180 $py -m pytest -q -x -p no:cacheprovider tests/test_layers_gpu.py tes
     tests/test_norm.py tests/test_recurrent.py tests/test_mlp_vs_torch.py tests/test_cnn.py tests/test_tuning.py \
     tests/test_gpu_plan.py tests/test_step_memory.py tests/test_schedule.py tests/test_softmax.py \
     tests/test_embedding.py tests/test_fusion.py -k "not cli" 2>&1 | tail -30 | tee "$out/tests.txt"
+# The activations and Dropout on quads (storage reads on a GPU), on sizes around multiples of 4.
+timeout 20 $py -m pytest -q -x -p no:cacheprovider tests/test_activations.py tests/test_dropout.py \
+    -k "quads_and_tail or numpy_hash" 2>&1 | tail -5 | tee "$out/tests_elementwise.txt"
 # The convolutions on the vec4 shuffle core (lavapipe's), whose subgroup shuffles and quad gathers a
 # GPU runs with its own subgroup size and concurrency.
 VKBACKPROP_GEMM_KERNEL=shuffle timeout 40 $py -m pytest -q -x -p no:cacheprovider tests/test_conv.py \
@@ -37,5 +40,5 @@ VKBACKPROP_GEMM_KERNEL=shuffle VKBACKPROP_TUNE=1 timeout 45 $py bench/mlp_step.p
     --json "$out/mlp_step_shuffle.json" 2>&1 | tail -14 | tee "$out/mlp_step_shuffle.txt"
 # Last, as it may not finish: the training-step suite and sweeps vs PyTorch CUDA, tuning every shape
 # class it plans (~75 classes of ~10 candidates: the driver compiles each candidate's pipeline).
-VKBACKPROP_TUNE=1 timeout 60 $py -m vkbackprop bench --suite steps --max-seconds 40 --json "$out/steps.json" --quiet \
+VKBACKPROP_TUNE=1 timeout 40 $py -m vkbackprop bench --suite steps --max-seconds 25 --json "$out/steps.json" --quiet \
     2>&1 | tail -15 | tee "$out/steps.txt"
