@@ -145,8 +145,10 @@ def test_relu_forward_backward(device, rng, n):
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_add_of_three_forward_backward(device, rng, n):
+@pytest.mark.parametrize("texel_reads", ["0", "1"])   # forward's inputs as storage quads (a GPU's) or texels
+def test_add_of_three_forward_backward(device, rng, monkeypatch, n, texel_reads):
     """Add's forward (the third input added in place into y) and its gradient copies."""
+    monkeypatch.setenv("VKBACKPROP_TEXEL_READS", texel_reads)
     xs = [values(rng, n, np.array(tail, np.float32)) for tail in ([1.0, 2.0, 4.0], [8.0, 16.0, 32.0], [64.0, 128.0, 256.0])]
     dy = values(rng, n)
     io = LayerIO(device, 1, xs=[staged(device, f"x{i}", x) for i, x in enumerate(xs)],
