@@ -26,7 +26,9 @@ def handing_out_distinct_buffers(model):
     """`model` with each layer checking the buffers the plan hands it: backward gets dy, each dx and
     each parameter gradient in a buffer of its own, forward never its output in an input's buffer.
     A buffer handed out again too early would show here (e.g. a layer's dx in its dy's buffer: on a
-    GPU, rows other workgroups are still reading). Returns the model."""
+    GPU, rows other workgroups are still reading). The one exception is by design: a layer that
+    passes its dy on (Add) applies its fused ReLU's mask to dy in place where no other gradient
+    holds dy (plan._pass_dy), each quad read and written by one invocation. Returns the model."""
     for layer in model.layers:
         if getattr(layer, "is_view", False):
             continue     # a view's output is its input's buffer
@@ -35,7 +37,10 @@ def handing_out_distinct_buffers(model):
             return forward(io)
 
         def checked_backward(io, backward=layer.backward, layer=layer):
-            given = [io.dy] + [dx for dx in io.dxs if dx is not None] + list(io.grads.values())
+            dxs = [dx for dx in io.dxs if dx is not None]
+            if layer.passes_dy and io.dy_prologue is not None and dxs == [io.dy]:
+                dxs = []   # the mask in place
+            given = [io.dy] + dxs + list(io.grads.values())
             assert len(set(given)) == len(given), f"{layer!r}: backward got {[b.name for b in given]}"
             return backward(io)
         layer.forward, layer.backward = checked_forward, checked_backward
@@ -293,6 +298,22 @@ def torch_forward(model, p, xt):
             done[id(v)] = TWINS[type(layer)](p, model.layer_names[id(layer)], layer, [value(u) for u in v.call.inputs])
         return done[id(v)]
     return value(model.outputs[0])
+
+
+def test_an_adds_mask_in_place_beside_an_input_that_needs_no_gradient(device, rng):
+    """x + relu(h + h), h = Linear(x): the outer Add passes its dy to the ReLU alone (the model
+    input needs no gradient), so the inner Add applies the fused ReLU's mask to that buffer in
+    place. Found by test_random_graphs_train_like_torch."""
+    vb.manual_seed(3)
+    x = vb.Input(8)
+    h = vb.Linear(8, 8)(x)
+    inner = vb.ReLU()(vb.Add()(h, h))
+    model = handing_out_distinct_buffers(vb.Model(x, vb.Linear(8, OUT)(vb.Add()(x, inner))))
+    xv, yv = rng.standard_normal((5, 8)), rng.standard_normal((5, OUT))
+    trainer = check_step(model, vb.MSELoss(), xv, yv,
+                         lambda p, xt: F.mse_loss(torch_forward(model, p, xt), torch.tensor(yv)), device)
+    masks = [w for k, w in trainer.plan.train.log if k == "dispatch" and "add/backward" in w.name]
+    assert len(masks) == 1 and masks[0].reads & masks[0].writes, "the mask in place"
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
